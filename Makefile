@@ -1,0 +1,55 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Everything else is optional.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PIP_VERSION := 26.3
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo test lint typecheck unit integration bench serve clean lock
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required, found " + sys.version' 
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "pip==$(PIP_VERSION)"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)  ## create .venv and install the pinned dependencies
+
+demo: $(STAMP)  ## run the whole local lifecycle against moto on 127.0.0.1
+	$(BIN)/mlops demo
+
+test: lint typecheck $(STAMP)  ## lint, type-check, and run every test
+	$(BIN)/python -m pytest
+
+unit: $(STAMP)  ## domain tests only (no AWS, no sockets)
+	$(BIN)/python -m pytest -m unit
+
+integration: $(STAMP)  ## handler and adapter tests against moto
+	$(BIN)/python -m pytest -m integration
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check functions tests scripts benchmarks
+	$(BIN)/ruff format --check functions tests scripts benchmarks
+
+typecheck: $(STAMP)  ## mypy
+	$(BIN)/mypy functions
+
+bench: $(STAMP)  ## print latency and cold-start figures, write .bench/latest.json
+	$(BIN)/python -m benchmarks.predict_bench
+
+serve: $(STAMP)  ## serve the HTTP API on 127.0.0.1:8080 against moto
+	$(BIN)/mlops serve --port 8080
+
+lock: $(STAMP)  ## re-pin requirements.lock from the current environment
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock.new
+	@{ echo '# Exact versions of every package, for `pip install -c requirements.lock -e .[dev]` (make does this).'; \
+	   echo '# Regenerate with `make lock` after changing pyproject.toml.'; cat requirements.lock.new; } > requirements.lock
+	@rm requirements.lock.new
+
+clean:  ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .bench .mlops

@@ -1,0 +1,1 @@
+"""Serverless model operations for scikit-learn models on AWS Lambda."""

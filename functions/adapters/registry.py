@@ -1,0 +1,231 @@
+"""The S3 model registry: immutable versions, verified loads, aliases by compare-and-swap.
+
+Layout under the registry bucket::
+
+    models/<name>/versions/<n>/model.joblib   artifact, written once (If-None-Match: *)
+    models/<name>/versions/<n>/card.json      model card, written once, after the artifact
+    models/<name>/aliases.json                {"aliases": {"champion": n, ...}, "history": [...]}
+
+Writing the artifact with If-None-Match claims version ``n``: two racing registrations cannot
+both claim it, and the loser moves on to ``n + 1``. The card is the commit marker: a version
+without a card (a registration that died half-way) is skipped by readers. All aliases live in
+one document, so moving several at once (champion and previous on promotion) is one atomic
+compare-and-swap.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import ValidationError as PydanticValidationError
+
+from functions.adapters.s3 import get_bytes, list_prefixes, put_bytes
+from functions.domain.artifacts import load_model, sha256_hex
+from functions.domain.card import ModelCard
+from functions.errors import (
+    ArtifactIntegrityError,
+    ConcurrentUpdateError,
+    ModelNotFoundError,
+    RegistryError,
+)
+
+Alias = Literal["champion", "challenger", "previous"]
+ALIASES: tuple[str, ...] = ("champion", "challenger", "previous")
+MAX_ATTEMPTS = 25
+HISTORY_LIMIT = 100
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+@dataclass
+class LoadedModel:
+    """A verified, unpickled model and its card."""
+
+    card: ModelCard
+    model: Any
+
+
+@dataclass
+class AliasState:
+    """The alias document and its ETag (None when it does not exist yet)."""
+
+    aliases: dict[str, int]
+    history: list[dict[str, Any]]
+    etag: str | None
+
+
+def validate_model_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise RegistryError(f"invalid model name {name!r}: use 1-63 lowercase letters, digits and '-'")
+    return name
+
+
+class S3ModelRegistry:
+    """Model registry stored in one S3 bucket (versioning on, so even a deleted key is recoverable)."""
+
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self._s3 = s3
+        self.bucket = bucket
+
+    # -- keys -------------------------------------------------------------------------------
+    @staticmethod
+    def _prefix(name: str) -> str:
+        return f"models/{validate_model_name(name)}/"
+
+    def _artifact_key(self, name: str, version: int) -> str:
+        return f"{self._prefix(name)}versions/{version}/model.joblib"
+
+    def _card_key(self, name: str, version: int) -> str:
+        return f"{self._prefix(name)}versions/{version}/card.json"
+
+    def _aliases_key(self, name: str) -> str:
+        return f"{self._prefix(name)}aliases.json"
+
+    # -- versions ---------------------------------------------------------------------------
+    def _allocated_versions(self, name: str) -> list[int]:
+        prefixes = list_prefixes(self._s3, self.bucket, f"{self._prefix(name)}versions/")
+        out = []
+        for p in prefixes:
+            tail = p.rstrip("/").rsplit("/", 1)[-1]
+            if tail.isdigit():
+                out.append(int(tail))
+        return sorted(out)
+
+    def register(self, name: str, artifact: bytes, build_card: Callable[[int], ModelCard]) -> ModelCard:
+        """Store ``artifact`` as the next version of ``name`` and write its card.
+
+        Args:
+            name: model name.
+            artifact: the serialised model.
+            build_card: called with the allocated version number; returns the card to store.
+
+        Returns:
+            The stored card. Raises ``ConcurrentUpdateError`` if no version could be claimed.
+        """
+        allocated = self._allocated_versions(name)
+        candidate = (allocated[-1] if allocated else 0) + 1
+        for _ in range(MAX_ATTEMPTS):
+            etag = put_bytes(
+                self._s3, self.bucket, self._artifact_key(name, candidate), artifact, if_none_match=True
+            )
+            if etag is None:
+                candidate += 1
+                continue
+            card = build_card(candidate)
+            if card.version != candidate or card.name != name:
+                raise RegistryError("model card does not name the version being registered")
+            if card.artifact_sha256 != sha256_hex(artifact):
+                raise RegistryError("model card SHA-256 does not match the artifact being registered")
+            body = card.model_dump_json(indent=2).encode()
+            if put_bytes(
+                self._s3, self.bucket, self._card_key(name, candidate), body,
+                content_type="application/json", if_none_match=True,
+            ) is None:
+                raise ConcurrentUpdateError(f"card of {name} version {candidate} was written by someone else")
+            return card
+        raise ConcurrentUpdateError(f"could not allocate a version of {name} after {MAX_ATTEMPTS} attempts")
+
+    def get_card(self, name: str, version: int) -> ModelCard:
+        """The card of one version. Raises ``ModelNotFoundError`` if there is none."""
+        found = get_bytes(self._s3, self.bucket, self._card_key(name, version))
+        if found is None:
+            raise ModelNotFoundError(name, version)
+        try:
+            return ModelCard.model_validate_json(found[0])
+        except PydanticValidationError as exc:
+            raise RegistryError(f"model card of {name} version {version} is invalid: {exc.error_count()} error(s)") from exc
+
+    def list_versions(self, name: str) -> list[ModelCard]:
+        """Cards of every committed version, oldest first."""
+        cards = []
+        for version in self._allocated_versions(name):
+            try:
+                cards.append(self.get_card(name, version))
+            except ModelNotFoundError:
+                continue  # registration died between artifact and card
+        return cards
+
+    def list_models(self) -> list[str]:
+        return [p.rstrip("/").rsplit("/", 1)[-1] for p in list_prefixes(self._s3, self.bucket, "models/")]
+
+    def load(self, name: str, version: int) -> LoadedModel:
+        """Fetch, verify (SHA-256, library versions) and unpickle one version."""
+        card = self.get_card(name, version)
+        found = get_bytes(self._s3, self.bucket, self._artifact_key(name, version))
+        if found is None:
+            raise ArtifactIntegrityError(f"artifact of model {name!r} version {version} is missing; refusing to load")
+        return LoadedModel(card=card, model=load_model(found[0], card))
+
+    # -- aliases ----------------------------------------------------------------------------
+    def alias_state(self, name: str) -> AliasState:
+        found = get_bytes(self._s3, self.bucket, self._aliases_key(name))
+        if found is None:
+            return AliasState(aliases={}, history=[], etag=None)
+        doc = json.loads(found[0])
+        return AliasState(aliases=dict(doc.get("aliases", {})), history=list(doc.get("history", [])), etag=found[1])
+
+    def get_aliases(self, name: str) -> dict[str, int]:
+        return self.alias_state(name).aliases
+
+    def resolve(self, name: str, alias: str) -> int:
+        """The version an alias points at. Raises ``ModelNotFoundError`` if it is unset."""
+        version = self.get_aliases(name).get(alias)
+        if version is None:
+            raise ModelNotFoundError(name, alias=alias)
+        return int(version)
+
+    def set_aliases(
+        self,
+        name: str,
+        changes: Mapping[str, int | None],
+        *,
+        expect: Mapping[str, int | None] | None = None,
+        reason: str = "",
+    ) -> dict[str, int]:
+        """Atomically move several aliases (None removes one), retrying on concurrent writers.
+
+        Args:
+            name: model name.
+            changes: alias to new version (or None to clear it).
+            expect: optional current values that must still hold, or ``ConcurrentUpdateError`` is raised.
+            reason: recorded in the alias history.
+
+        Returns:
+            The aliases after the change.
+        """
+        for alias in changes:
+            if alias not in ALIASES:
+                raise RegistryError(f"unknown alias {alias!r}; aliases are {', '.join(ALIASES)}")
+        for version in {v for v in changes.values() if v is not None}:
+            self.get_card(name, version)  # the target must exist
+        for _ in range(MAX_ATTEMPTS):
+            state = self.alias_state(name)
+            if expect is not None:
+                for alias, version in expect.items():
+                    if state.aliases.get(alias) != version:
+                        raise ConcurrentUpdateError(
+                            f"alias {alias!r} of {name} is {state.aliases.get(alias)}, expected {version}"
+                        )
+            aliases = dict(state.aliases)
+            now = datetime.now(UTC).isoformat()
+            history = list(state.history)
+            for alias, version in changes.items():
+                history.append({"at": now, "alias": alias, "from": aliases.get(alias), "to": version, "reason": reason})
+                if version is None:
+                    aliases.pop(alias, None)
+                else:
+                    aliases[alias] = int(version)
+            body = json.dumps({"aliases": aliases, "history": history[-HISTORY_LIMIT:]}, indent=2).encode()
+            written = put_bytes(
+                self._s3, self.bucket, self._aliases_key(name), body,
+                content_type="application/json",
+                if_none_match=state.etag is None,
+                if_match=state.etag,
+            )
+            if written is not None:
+                return aliases
+        raise ConcurrentUpdateError(f"aliases of {name} kept changing; gave up after {MAX_ATTEMPTS} attempts")

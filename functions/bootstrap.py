@@ -1,0 +1,122 @@
+"""Wiring: AWS clients, adapters and services built once per execution environment."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from functions.adapters.capture import CaptureWriter
+from functions.adapters.outcomes import S3OutcomeStore
+from functions.adapters.registry import S3ModelRegistry
+from functions.domain.card import ModelCard
+from functions.errors import MlopsError, ModelUnavailableError
+from functions.observability import logger, tracer
+from functions.services.predict import PredictService, load_serving_model
+from functions.settings import LogOutcomeSettings, PredictSettings
+
+RETRY_LOAD_AFTER_SECONDS = 5.0
+_CLIENT_CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=3, read_timeout=10)
+
+
+def s3_client() -> Any:
+    """An S3 client honouring ``AWS_ENDPOINT_URL`` (the local runtime points it at moto)."""
+    return boto3.session.Session().client("s3", config=_CLIENT_CONFIG)
+
+
+class _Lazy:
+    """Builds a value on first use; after a failure, retries no more often than every few seconds."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failed_at = 0.0
+        self._error: MlopsError | None = None
+
+    def _may_retry(self) -> bool:
+        return time.monotonic() - self._failed_at >= RETRY_LOAD_AFTER_SECONDS
+
+    def _fail(self, exc: MlopsError) -> ModelUnavailableError:
+        self._failed_at, self._error = time.monotonic(), exc
+        logger.error("model unavailable", extra={"error": exc.message, "error_code": exc.code})
+        return ModelUnavailableError(f"no model is loaded: {exc.message}")
+
+
+class PredictEnvironment(_Lazy):
+    """One predict execution environment: the settings, the S3 client, the model, the capture."""
+
+    def __init__(self, settings: PredictSettings, s3: Any | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.s3 = s3 or s3_client()
+        self.registry = S3ModelRegistry(self.s3, settings.registry_bucket)
+        self._service: PredictService | None = None
+        self.capture: CaptureWriter | None = None
+
+    @property
+    def loaded(self) -> PredictService | None:
+        return self._service
+
+    def service(self) -> PredictService:
+        """The predict service, loading the model on first use."""
+        if self._service is not None:
+            return self._service
+        with self._lock:
+            if self._service is not None:
+                return self._service
+            if self._error is not None and not self._may_retry():
+                raise ModelUnavailableError(f"no model is loaded: {self._error.message}")
+            try:
+                self._service = self._build()
+            except MlopsError as exc:
+                raise self._fail(exc) from exc
+            return self._service
+
+    @tracer.capture_method(capture_response=False)
+    def _build(self) -> PredictService:
+        s = self.settings
+        started = time.perf_counter()
+        loaded = load_serving_model(self.registry, s.model_name, s.model_version, s.model_alias)
+        self.capture = CaptureWriter(
+            self.s3, s.data_bucket, s.capture_prefix, s.model_name,
+            max_rows=s.capture_max_rows, max_age_seconds=s.capture_max_age_seconds,
+            on_failure=lambda message, rows: logger.warning(message, extra={"rows": rows}),
+        )
+        logger.info(
+            "model loaded",
+            extra={"model_name": loaded.card.name, "model_version": loaded.card.version,
+                   "pinned": s.model_version is not None, "load_ms": round((time.perf_counter() - started) * 1000, 1)},
+        )
+        return PredictService(
+            loaded=loaded, max_rows=s.max_batch_rows, capture=self.capture,
+            sample_rate=s.capture_sample_rate, rng=random.Random(),
+        )
+
+
+class OutcomeEnvironment(_Lazy):
+    """One log-outcome execution environment: the outcome store and the model card for type checks."""
+
+    def __init__(self, settings: LogOutcomeSettings, s3: Any | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.s3 = s3 or s3_client()
+        self.registry = S3ModelRegistry(self.s3, settings.registry_bucket)
+        self.store = S3OutcomeStore(self.s3, settings.data_bucket, settings.outcomes_prefix)
+        self._card: ModelCard | None = None
+
+    def card(self) -> ModelCard:
+        if self._card is not None:
+            return self._card
+        with self._lock:
+            if self._card is None:
+                if self._error is not None and not self._may_retry():
+                    raise ModelUnavailableError(f"no model is registered: {self._error.message}")
+                try:
+                    version = self.registry.resolve(self.settings.model_name, self.settings.model_alias)
+                    self._card = self.registry.get_card(self.settings.model_name, version)
+                except MlopsError as exc:
+                    raise self._fail(exc) from exc
+            return self._card

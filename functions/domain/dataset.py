@@ -1,0 +1,119 @@
+"""Tabular training data: parsing CSV text into typed columns."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+from functions.errors import TrainingError
+
+
+@dataclass
+class Dataset:
+    """Feature columns (float64 for numeric, object for categorical) and the target column."""
+
+    columns: dict[str, np.ndarray]
+    target_name: str
+    target: np.ndarray
+    categorical: frozenset[str]
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.target.shape[0])
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.columns)
+
+    def take(self, index: np.ndarray) -> Dataset:
+        """The rows at ``index``, as a new dataset."""
+        return Dataset(
+            columns={k: v[index] for k, v in self.columns.items()},
+            target_name=self.target_name,
+            target=self.target[index],
+            categorical=self.categorical,
+        )
+
+    def matrix(self, names: list[str]) -> np.ndarray:
+        """The model matrix in ``names`` order: float64 when all numeric, else object."""
+        if not (self.categorical & set(names)):
+            return np.column_stack([self.columns[n] for n in names]).astype(np.float64)
+        out = np.empty((self.n_rows, len(names)), dtype=object)
+        for j, name in enumerate(names):
+            out[:, j] = self.columns[name]
+        return out
+
+
+def _target_column(values: list[str], regression: bool, name: str) -> np.ndarray:
+    if regression:
+        try:
+            return np.array([float(v) for v in values], dtype=np.float64)
+        except ValueError as exc:
+            raise TrainingError(f"target column {name!r} must be numeric for regression: {exc}") from exc
+    try:
+        return np.array([int(v) for v in values], dtype=np.int64)
+    except ValueError:
+        return np.array(values, dtype=object)
+
+
+def parse_csv(text: str, target: str, categorical: set[str] | frozenset[str], regression: bool) -> Dataset:
+    """Parse CSV text with a header row.
+
+    Args:
+        text: the CSV content.
+        target: name of the label column.
+        categorical: names of the columns to treat as categories; every other column is numeric.
+        regression: whether the target is a number (else it is a class label).
+
+    Returns:
+        The dataset. Raises ``TrainingError`` naming the line and column of any bad value.
+    """
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+    except StopIteration as exc:
+        raise TrainingError("dataset is empty") from exc
+    header = [h.strip() for h in header]
+    if target not in header:
+        raise TrainingError(f"target column {target!r} not in dataset columns {header}")
+    unknown = set(categorical) - set(header)
+    if unknown:
+        raise TrainingError(f"categorical columns {sorted(unknown)} not in dataset columns")
+    raw: dict[str, list[str]] = {h: [] for h in header}
+    for line_no, record in enumerate(reader, start=2):
+        if not record:
+            continue
+        if len(record) != len(header):
+            raise TrainingError(f"line {line_no}: expected {len(header)} values, got {len(record)}")
+        for name, value in zip(header, record, strict=True):
+            raw[name].append(value.strip())
+    if not raw[target]:
+        raise TrainingError("dataset has a header but no rows")
+    columns: dict[str, np.ndarray] = {}
+    for name in header:
+        if name == target:
+            continue
+        values = raw[name]
+        if name in categorical:
+            if any(v == "" for v in values):
+                raise TrainingError(f"column {name!r} has empty categories")
+            columns[name] = np.array(values, dtype=object)
+            continue
+        try:
+            arr = np.array([float(v) for v in values], dtype=np.float64)
+        except ValueError as exc:
+            raise TrainingError(
+                f"column {name!r} is not numeric ({exc}); declare it categorical if it holds categories"
+            ) from exc
+        if not np.isfinite(arr).all():
+            raise TrainingError(f"column {name!r} has non-finite values")
+        columns[name] = arr
+    return Dataset(
+        columns=columns,
+        target_name=target,
+        target=_target_column(raw[target], regression, target),
+        categorical=frozenset(categorical),
+    )

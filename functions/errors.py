@@ -1,0 +1,151 @@
+"""The project's exception hierarchy and its one table from error to HTTP status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field of a request (``row`` is set for batch requests)."""
+
+    field: str
+    reason: str
+    row: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"field": self.field, "reason": self.reason}
+        if self.row is not None:
+            out["row"] = self.row
+        return out
+
+
+class MlopsError(Exception):
+    """Base of every error this project raises on purpose."""
+
+    code = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class RequestError(MlopsError):
+    """The client sent something we cannot accept (4xx)."""
+
+    code = "invalid_request"
+
+    def __init__(self, message: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(message)
+        self.errors = list(errors or [])
+
+
+class MalformedJSONError(RequestError):
+    code = "malformed_json"
+
+
+class ValidationError(RequestError):
+    code = "validation_error"
+
+
+class PayloadTooLargeError(RequestError):
+    code = "payload_too_large"
+
+
+class UnsupportedMediaTypeError(RequestError):
+    code = "unsupported_media_type"
+
+
+class RouteNotFoundError(RequestError):
+    code = "not_found"
+
+
+class RegistryError(MlopsError):
+    """Something is wrong with the model registry."""
+
+    code = "registry_error"
+
+
+class ModelNotFoundError(RegistryError):
+    code = "model_not_found"
+
+    def __init__(self, name: str, version: int | str | None = None, alias: str | None = None) -> None:
+        what = f"model {name!r}"
+        if version is not None:
+            what += f" version {version}"
+        if alias is not None:
+            what += f" (alias {alias!r})"
+        super().__init__(f"{what} not found in the registry")
+        self.name = name
+        self.version = version
+        self.alias = alias
+
+
+class ArtifactIntegrityError(RegistryError):
+    """The stored artifact does not match the SHA-256 recorded in its model card."""
+
+    code = "artifact_integrity_error"
+
+
+class IncompatibleModelError(RegistryError):
+    """The artifact was saved by library versions this runtime cannot load safely."""
+
+    code = "incompatible_model"
+
+
+class ConcurrentUpdateError(RegistryError):
+    """A compare-and-swap write lost its race too many times."""
+
+    code = "concurrent_update"
+
+
+class StorageError(MlopsError):
+    """A write or read against the storage backend failed."""
+
+    code = "storage_error"
+
+
+class ModelUnavailableError(MlopsError):
+    """The function could not load a model to serve."""
+
+    code = "model_unavailable"
+
+
+class TrainingError(MlopsError):
+    """Training could not run on the given data or specification."""
+
+    code = "training_error"
+
+
+# The one place where an error becomes an HTTP status.
+HTTP_STATUS: dict[type[MlopsError], int] = {
+    MalformedJSONError: 400,
+    ValidationError: 422,
+    PayloadTooLargeError: 413,
+    UnsupportedMediaTypeError: 415,
+    RouteNotFoundError: 404,
+    RequestError: 400,
+    ModelUnavailableError: 503,
+}
+
+
+def http_status_for(exc: MlopsError) -> int:
+    """Return the HTTP status for ``exc``, walking its class hierarchy; 500 when unmapped."""
+    for cls in type(exc).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]  # type: ignore[index]
+    return 500
+
+
+def error_body(exc: MlopsError, request_id: str | None) -> dict[str, Any]:
+    """The stable error body: code, message, field details. Internal errors say nothing more."""
+    status = http_status_for(exc)
+    if status >= 500 and not isinstance(exc, ModelUnavailableError):
+        body: dict[str, Any] = {"code": "internal_error", "message": "internal error", "errors": []}
+    else:
+        errors = exc.errors if isinstance(exc, RequestError) else []
+        body = {"code": exc.code, "message": exc.message, "errors": [e.as_dict() for e in errors]}
+    if request_id:
+        body["request_id"] = request_id
+    return body

@@ -1,0 +1,103 @@
+"""predict: POST /predict, GET /model, GET /health behind the API Gateway alias ``live``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.bootstrap import PredictEnvironment
+from functions.handlers.http import install_error_handlers, json_response, read_body, request_id_of
+from functions.observability import logger, metrics
+from functions.settings import PredictSettings
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+class PredictFunction:
+    """The routes of one predict execution environment."""
+
+    def __init__(self, env: PredictEnvironment) -> None:
+        self.env = env
+        self.app = APIGatewayRestResolver()
+        install_error_handlers(self.app)
+        self.app.post("/predict")(self.predict)
+        self.app.get("/model")(self.model)
+        self.app.get("/health")(self.health)
+
+    def predict(self) -> Response[str]:
+        service = self.env.service()
+        body = read_body(self.app, self.env.settings.max_body_bytes)
+        metrics.add_dimension(name="model_version", value=str(service.model_version))
+        result = service.predict(body, request_id_of(self.app))
+        stats = result.stats
+        metrics.add_metric(name="Predictions", unit="Count", value=1)
+        metrics.add_metric(name="PredictedRows", unit="Count", value=stats.rows)
+        metrics.add_metric(name="OutOfRangeValues", unit="Count", value=stats.out_of_range)
+        metrics.add_metric(name="PredictLatency", unit="Milliseconds", value=stats.latency_ms)
+        if self.env.capture is not None:
+            failures = self.env.capture.take_new_failures()
+            if failures:
+                metrics.add_metric(name="CaptureFailures", unit="Count", value=failures)
+            self.env.capture.flush_if_due()
+        return json_response(200, result.body)
+
+    def model(self) -> Response[str]:
+        service = self.env.service()
+        metrics.add_metric(name="ModelCardRequests", unit="Count", value=1)
+        return json_response(200, service.loaded.card.summary())
+
+    def health(self) -> Response[str]:
+        metrics.add_metric(name="HealthChecks", unit="Count", value=1)
+        try:
+            service = self.env.service()
+        except Exception as exc:  # noqa: BLE001 - health answers, whatever went wrong
+            reason = getattr(exc, "message", "model not loaded")
+            return json_response(503, {"status": "unavailable", "model_name": self.env.settings.model_name,
+                                       "reason": reason})
+        card = service.loaded.card
+        return json_response(200, {"status": "ok", "model_name": card.name, "model_version": card.version,
+                                   "pinned": self.env.settings.model_version is not None,
+                                   "artifact_sha256": card.artifact_sha256})
+
+    def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return self.app.resolve(event, context)
+
+
+def instrument(function: PredictFunction) -> Handler:
+    """Wrap an environment's routes in the Logger and Metrics decorators, as Lambda runs them."""
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return function.handle(event, context)
+
+    return handler
+
+
+_default: tuple[PredictFunction, Handler] | None = None
+
+
+def _default_function() -> tuple[PredictFunction, Handler]:
+    global _default
+    if _default is None:
+        function = PredictFunction(PredictEnvironment(PredictSettings()))  # type: ignore[call-arg]
+        _default = (function, instrument(function))
+    return _default
+
+
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _default_function()[1](event, context)
+
+
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    # On Lambda, load the model during the init phase (CPU boost, not billed to the first
+    # request). A failure is logged and retried on the first request.
+    try:
+        _default_function()[0].env.service()
+    except Exception:  # noqa: BLE001
+        logger.exception("model load at init failed; retrying on first request")

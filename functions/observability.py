@@ -1,0 +1,23 @@
+"""Logger, Metrics and Tracer, set up in one place for every function."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+
+class _CurrentStdout:
+    """Writes to whatever ``sys.stdout`` is at write time (the local runtime redirects it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+logger = Logger(logger_handler=logging.StreamHandler(_CurrentStdout()))  # type: ignore[arg-type]
+metrics = Metrics()
+tracer = Tracer()

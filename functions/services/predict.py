@@ -1,0 +1,113 @@
+"""Serving predictions from one loaded model version."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pydantic_core
+
+from functions.adapters.capture import CaptureRecord, CaptureWriter
+from functions.adapters.registry import LoadedModel, S3ModelRegistry
+from functions.domain.inference import infer
+from functions.domain.requests import parse_predict_request
+
+
+@dataclass
+class PredictStats:
+    """What one request did, for metrics and logs."""
+
+    rows: int
+    out_of_range: int
+    captured: bool
+    latency_ms: float
+
+
+@dataclass
+class PredictResult:
+    body: bytes
+    stats: PredictStats
+
+
+@dataclass
+class PredictService:
+    """Validates requests against the model card, predicts, and hands a sample to capture."""
+
+    loaded: LoadedModel
+    max_rows: int
+    capture: CaptureWriter | None = None
+    sample_rate: float = 1.0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        card = self.loaded.card
+        self._classes = np.asarray(card.classes, dtype=object) if card.classes is not None else None
+        self._class_list = list(card.classes) if card.classes is not None else None
+        self._schema = card.feature_schema
+        self._ranges = {f.name: (f.minimum, f.maximum) for f in card.feature_schema.features}
+
+    @property
+    def model_version(self) -> int:
+        return self.loaded.card.version
+
+    def predict(self, body: str | bytes | None, request_id: str) -> PredictResult:
+        """Answer one request.
+
+        Args:
+            body: the raw JSON body.
+            request_id: the API Gateway request id; row ``i`` gets ``"<request_id>-<i>"``.
+
+        Returns:
+            The serialised response and what happened. Validation errors raise ``ValidationError``.
+        """
+        started = time.perf_counter()
+        card = self.loaded.card
+        batch = parse_predict_request(body, self._schema, self.max_rows)
+        outputs = infer(self.loaded.model, batch, card, self._classes)
+        n = batch.n_rows
+        response: dict[str, Any] = {
+            "request_id": request_id,
+            "model_name": card.name,
+            "model_version": card.version,
+            "request_ids": [f"{request_id}-{i}" for i in range(n)],
+            "predictions": outputs.predictions.tolist(),
+        }
+        if outputs.probabilities is not None:
+            response["classes"] = self._class_list
+            response["probabilities"] = outputs.probabilities.tolist()
+        response["out_of_range"] = [
+            {"row": o.row, "field": o.field, "value": o.value,
+             "minimum": self._ranges[o.field][0], "maximum": self._ranges[o.field][1]}
+            for o in batch.out_of_range
+        ]
+        captured = False
+        if self.capture is not None and (self.sample_rate >= 1.0 or self.rng.random() < self.sample_rate):
+            self.capture.add(
+                CaptureRecord(
+                    request_id=request_id,
+                    timestamp=time.time(),
+                    model_version=card.version,
+                    columns=batch.columns,
+                    predictions=outputs.predictions,
+                    probabilities=outputs.probabilities,
+                    n_rows=n,
+                )
+            )
+            captured = True
+        body_out = pydantic_core.to_json(response)
+        stats = PredictStats(
+            rows=n,
+            out_of_range=len(batch.out_of_range),
+            captured=captured,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+        )
+        return PredictResult(body=body_out, stats=stats)
+
+
+def load_serving_model(registry: S3ModelRegistry, name: str, version: int | None, alias: str) -> LoadedModel:
+    """The pinned ``version`` if given, else whatever ``alias`` points at now."""
+    resolved = version if version is not None else registry.resolve(name, alias)
+    return registry.load(name, resolved)
