@@ -81,18 +81,29 @@ class PredictEnvironment(_Lazy):
         started = time.perf_counter()
         loaded = load_serving_model(self.registry, s.model_name, s.model_version, s.model_alias)
         self.capture = CaptureWriter(
-            self.s3, s.data_bucket, s.capture_prefix, s.model_name,
-            max_rows=s.capture_max_rows, max_age_seconds=s.capture_max_age_seconds,
+            self.s3,
+            s.data_bucket,
+            s.capture_prefix,
+            s.model_name,
+            max_rows=s.capture_max_rows,
+            max_age_seconds=s.capture_max_age_seconds,
             on_failure=lambda message, rows: logger.warning(message, extra={"rows": rows}),
         )
         logger.info(
             "model loaded",
-            extra={"model_name": loaded.card.name, "model_version": loaded.card.version,
-                   "pinned": s.model_version is not None, "load_ms": round((time.perf_counter() - started) * 1000, 1)},
+            extra={
+                "model_name": loaded.card.name,
+                "model_version": loaded.card.version,
+                "pinned": s.model_version is not None,
+                "load_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
         )
         return PredictService(
-            loaded=loaded, max_rows=s.max_batch_rows, capture=self.capture,
-            sample_rate=s.capture_sample_rate, rng=random.Random(),
+            loaded=loaded,
+            max_rows=s.max_batch_rows,
+            capture=self.capture,
+            sample_rate=s.capture_sample_rate,
+            rng=random.Random(),
         )
 
 

@@ -56,10 +56,12 @@ class StageConfig(BaseModel):
 
 STAGES: dict[str, StageConfig] = {
     "local": StageConfig(stage="local", registry_bucket="mlops-local-registry", data_bucket="mlops-local-data"),
-    "dev": StageConfig(stage="dev", registry_bucket="mlops-dev-registry", data_bucket="mlops-dev-data",
-                       log_level="DEBUG"),
-    "prod": StageConfig(stage="prod", registry_bucket="mlops-prod-registry", data_bucket="mlops-prod-data",
-                        capture_sample_rate=0.2),
+    "dev": StageConfig(
+        stage="dev", registry_bucket="mlops-dev-registry", data_bucket="mlops-dev-data", log_level="DEBUG"
+    ),
+    "prod": StageConfig(
+        stage="prod", registry_bucket="mlops-prod-registry", data_bucket="mlops-prod-data", capture_sample_rate=0.2
+    ),
 }
 
 

@@ -134,7 +134,7 @@ def http_status_for(exc: MlopsError) -> int:
     """Return the HTTP status for ``exc``, walking its class hierarchy; 500 when unmapped."""
     for cls in type(exc).__mro__:
         if cls in HTTP_STATUS:
-            return HTTP_STATUS[cls]  # type: ignore[index]
+            return HTTP_STATUS[cls]
     return 500
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+
+from functions.config import METRICS_NAMESPACE
 
 
 class _CurrentStdout:
@@ -18,6 +21,6 @@ class _CurrentStdout:
         sys.stdout.flush()
 
 
-logger = Logger(logger_handler=logging.StreamHandler(_CurrentStdout()))  # type: ignore[arg-type]
-metrics = Metrics()
+logger = Logger(logger_handler=logging.StreamHandler(_CurrentStdout()))
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE))
 tracer = Tracer()

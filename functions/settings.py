@@ -20,7 +20,9 @@ class _Common(BaseSettings):
 class PredictSettings(_Common):
     """Settings of the predict function."""
 
-    model_version: int | None = Field(default=None, ge=1, description="Pin a model version; else the alias is resolved.")
+    model_version: int | None = Field(
+        default=None, ge=1, description="Pin a model version; else the alias is resolved."
+    )
     model_alias: str = "champion"
     max_batch_rows: int = Field(default=config.DEFAULT_MAX_BATCH_ROWS, ge=1)
     capture_prefix: str = "capture"

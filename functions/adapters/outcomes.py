@@ -34,8 +34,11 @@ class S3OutcomeStore:
             StorageError: the write failed; nothing may be assumed stored.
         """
         received_at = received_at or datetime.now(UTC)
-        canonical = json.dumps(sorted(([rid, actual] for rid, actual in outcomes), key=lambda p: p[0]),
-                               separators=(",", ":"), sort_keys=True)
+        canonical = json.dumps(
+            sorted(([rid, actual] for rid, actual in outcomes), key=lambda p: p[0]),
+            separators=(",", ":"),
+            sort_keys=True,
+        )
         digest = hashlib.sha256(canonical.encode()).hexdigest()[:32]
         key = f"{self.prefix}/{model_name}/dt={received_at:%Y-%m-%d}/{digest}.jsonl"
         stamp = received_at.isoformat()

@@ -109,9 +109,7 @@ class S3ModelRegistry:
         allocated = self._allocated_versions(name)
         candidate = (allocated[-1] if allocated else 0) + 1
         for _ in range(MAX_ATTEMPTS):
-            etag = put_bytes(
-                self._s3, self.bucket, self._artifact_key(name, candidate), artifact, if_none_match=True
-            )
+            etag = put_bytes(self._s3, self.bucket, self._artifact_key(name, candidate), artifact, if_none_match=True)
             if etag is None:
                 candidate += 1
                 continue
@@ -121,10 +119,17 @@ class S3ModelRegistry:
             if card.artifact_sha256 != sha256_hex(artifact):
                 raise RegistryError("model card SHA-256 does not match the artifact being registered")
             body = card.model_dump_json(indent=2).encode()
-            if put_bytes(
-                self._s3, self.bucket, self._card_key(name, candidate), body,
-                content_type="application/json", if_none_match=True,
-            ) is None:
+            if (
+                put_bytes(
+                    self._s3,
+                    self.bucket,
+                    self._card_key(name, candidate),
+                    body,
+                    content_type="application/json",
+                    if_none_match=True,
+                )
+                is None
+            ):
                 raise ConcurrentUpdateError(f"card of {name} version {candidate} was written by someone else")
             return card
         raise ConcurrentUpdateError(f"could not allocate a version of {name} after {MAX_ATTEMPTS} attempts")
@@ -137,7 +142,9 @@ class S3ModelRegistry:
         try:
             return ModelCard.model_validate_json(found[0])
         except PydanticValidationError as exc:
-            raise RegistryError(f"model card of {name} version {version} is invalid: {exc.error_count()} error(s)") from exc
+            raise RegistryError(
+                f"model card of {name} version {version} is invalid: {exc.error_count()} error(s)"
+            ) from exc
 
     def list_versions(self, name: str) -> list[ModelCard]:
         """Cards of every committed version, oldest first."""
@@ -200,15 +207,15 @@ class S3ModelRegistry:
         for alias in changes:
             if alias not in ALIASES:
                 raise RegistryError(f"unknown alias {alias!r}; aliases are {', '.join(ALIASES)}")
-        for version in {v for v in changes.values() if v is not None}:
-            self.get_card(name, version)  # the target must exist
+        for target in {v for v in changes.values() if v is not None}:
+            self.get_card(name, target)  # the target must exist
         for _ in range(MAX_ATTEMPTS):
             state = self.alias_state(name)
             if expect is not None:
-                for alias, version in expect.items():
-                    if state.aliases.get(alias) != version:
+                for alias, expected in expect.items():
+                    if state.aliases.get(alias) != expected:
                         raise ConcurrentUpdateError(
-                            f"alias {alias!r} of {name} is {state.aliases.get(alias)}, expected {version}"
+                            f"alias {alias!r} of {name} is {state.aliases.get(alias)}, expected {expected}"
                         )
             aliases = dict(state.aliases)
             now = datetime.now(UTC).isoformat()
@@ -221,7 +228,10 @@ class S3ModelRegistry:
                     aliases[alias] = int(version)
             body = json.dumps({"aliases": aliases, "history": history[-HISTORY_LIMIT:]}, indent=2).encode()
             written = put_bytes(
-                self._s3, self.bucket, self._aliases_key(name), body,
+                self._s3,
+                self.bucket,
+                self._aliases_key(name),
+                body,
                 content_type="application/json",
                 if_none_match=state.etag is None,
                 if_match=state.etag,

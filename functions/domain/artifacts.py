@@ -55,7 +55,8 @@ def check_compatible(card: ModelCard, installed: dict[str, str] | None = None) -
     ]
     if mismatches:
         raise IncompatibleModelError(
-            f"model {card.name!r} version {card.version} was saved with " + ", ".join(mismatches)
+            f"model {card.name!r} version {card.version} was saved with "
+            + ", ".join(mismatches)
             + "; load it with the same versions or retrain it"
         )
 

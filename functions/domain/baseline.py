@@ -59,6 +59,7 @@ def _plain(values: np.ndarray) -> list[Any]:
 def compute_baseline(
     train_set: Dataset,
     schema: FeatureSchema,
+    *,
     valid_predictions: np.ndarray,
     classes: list[Any] | None,
     task: Task,

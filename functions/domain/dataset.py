@@ -59,6 +59,22 @@ def _target_column(values: list[str], regression: bool, name: str) -> np.ndarray
         return np.array(values, dtype=object)
 
 
+def _feature_column(name: str, values: list[str], categorical: bool) -> np.ndarray:
+    if categorical:
+        if any(v == "" for v in values):
+            raise TrainingError(f"column {name!r} has empty categories")
+        return np.array(values, dtype=object)
+    try:
+        arr = np.array([float(v) for v in values], dtype=np.float64)
+    except ValueError as exc:
+        raise TrainingError(
+            f"column {name!r} is not numeric ({exc}); declare it categorical if it holds categories"
+        ) from exc
+    if not np.isfinite(arr).all():
+        raise TrainingError(f"column {name!r} has non-finite values")
+    return arr
+
+
 def parse_csv(text: str, target: str, categorical: set[str] | frozenset[str], regression: bool) -> Dataset:
     """Parse CSV text with a header row.
 
@@ -92,25 +108,7 @@ def parse_csv(text: str, target: str, categorical: set[str] | frozenset[str], re
             raw[name].append(value.strip())
     if not raw[target]:
         raise TrainingError("dataset has a header but no rows")
-    columns: dict[str, np.ndarray] = {}
-    for name in header:
-        if name == target:
-            continue
-        values = raw[name]
-        if name in categorical:
-            if any(v == "" for v in values):
-                raise TrainingError(f"column {name!r} has empty categories")
-            columns[name] = np.array(values, dtype=object)
-            continue
-        try:
-            arr = np.array([float(v) for v in values], dtype=np.float64)
-        except ValueError as exc:
-            raise TrainingError(
-                f"column {name!r} is not numeric ({exc}); declare it categorical if it holds categories"
-            ) from exc
-        if not np.isfinite(arr).all():
-            raise TrainingError(f"column {name!r} has non-finite values")
-        columns[name] = arr
+    columns = {name: _feature_column(name, raw[name], name in categorical) for name in header if name != target}
     return Dataset(
         columns=columns,
         target_name=target,

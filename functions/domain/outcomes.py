@@ -41,7 +41,9 @@ def parse_outcomes(doc: dict[str, Any], card: ModelCard, max_outcomes: int) -> l
             raise ValidationError("invalid request", [FieldError(k, "unknown field") for k in extra])
         records = doc["outcomes"]
         if type(records) is not list:
-            raise ValidationError("invalid request", [FieldError("outcomes", f"must be an array, got {_describe(records)}")])
+            raise ValidationError(
+                "invalid request", [FieldError("outcomes", f"must be an array, got {_describe(records)}")]
+            )
         batch = True
     else:
         records, batch = [doc], False
@@ -49,41 +51,49 @@ def parse_outcomes(doc: dict[str, Any], card: ModelCard, max_outcomes: int) -> l
         raise ValidationError("empty batch", [FieldError("outcomes", "must contain at least one outcome")])
     if len(records) > max_outcomes:
         raise ValidationError(
-            "batch too large", [FieldError("outcomes", f"at most {max_outcomes} outcomes per request, got {len(records)}")]
+            "batch too large",
+            [FieldError("outcomes", f"at most {max_outcomes} outcomes per request, got {len(records)}")],
         )
     errors: list[FieldError] = []
     seen: dict[str, Any] = {}
     out: list[tuple[str, Any]] = []
-
-    def add(name: str, reason: str, row: int) -> None:
-        if len(errors) < MAX_REPORTED:
-            errors.append(FieldError(name, reason, row if batch else None))
-
     for i, rec in enumerate(records):
-        if type(rec) is not dict:
-            add("outcomes", f"each outcome must be an object, got {_describe(rec)}", i)
-            continue
-        for key in rec:
-            if key not in ("request_id", "actual"):
-                add(str(key), "unknown field", i)
-        rid = rec.get("request_id")
-        if "request_id" not in rec:
-            add("request_id", "missing required field", i)
-        elif type(rid) is not str or not REQUEST_ID.match(rid):
-            add("request_id", "must be a request id returned by /predict (1-128 of A-Z a-z 0-9 . _ : -)", i)
-        if "actual" not in rec:
-            add("actual", "missing required field", i)
-            continue
-        reason = _check_actual(card, rec["actual"])
-        if reason:
-            add("actual", reason, i)
-            continue
-        if type(rid) is str and REQUEST_ID.match(rid):
-            if rid in seen and seen[rid] != rec["actual"]:
-                add("request_id", "appears twice in this request with different actual values", i)
-            elif rid not in seen:
-                seen[rid] = rec["actual"]
-                out.append((rid, rec["actual"]))
+        for name, reason in _record_problems(rec, card, seen):
+            if len(errors) < MAX_REPORTED:
+                errors.append(FieldError(name, reason, i if batch else None))
+        if type(rec) is dict and rec.get("request_id") in seen and seen[rec["request_id"]] is _NEW:
+            seen[rec["request_id"]] = rec["actual"]
+            out.append((rec["request_id"], rec["actual"]))
     if errors:
         raise ValidationError(f"{len(errors)} invalid field(s)", errors)
     return out
+
+
+_NEW = object()
+
+
+def _record_problems(rec: Any, card: ModelCard, seen: dict[str, Any]) -> list[tuple[str, str]]:
+    """What is wrong with one outcome record; marks a new valid request id in ``seen`` with ``_NEW``."""
+    if type(rec) is not dict:
+        return [("outcomes", f"each outcome must be an object, got {_describe(rec)}")]
+    problems = [(str(key), "unknown field") for key in rec if key not in ("request_id", "actual")]
+    rid = rec.get("request_id")
+    rid_ok = type(rid) is str and bool(REQUEST_ID.match(rid))
+    if "request_id" not in rec:
+        problems.append(("request_id", "missing required field"))
+    elif not rid_ok:
+        problems.append(("request_id", "must be a request id returned by /predict (1-128 of A-Z a-z 0-9 . _ : -)"))
+    if "actual" not in rec:
+        problems.append(("actual", "missing required field"))
+    else:
+        reason = _check_actual(card, rec["actual"])
+        if reason:
+            problems.append(("actual", reason))
+    if problems or not rid_ok:
+        return problems
+    assert isinstance(rid, str)
+    if rid in seen and seen[rid] != rec["actual"]:
+        return [("request_id", "appears twice in this request with different actual values")]
+    if rid not in seen:
+        seen[rid] = _NEW
+    return []

@@ -14,7 +14,7 @@ REQUEST_FORMS = ("features", "rows", "columns")
 
 def decode_json(body: str | bytes | None) -> Any:
     """Parse a JSON body. Raises ``MalformedJSONError`` with the parser's reason and position."""
-    if body is None or body == "" or body == b"":
+    if body in (None, "", b""):
         raise MalformedJSONError("request body is empty", [FieldError("body", "a JSON object is required")])
     try:
         return pydantic_core.from_json(body, allow_inf_nan=True)
@@ -54,8 +54,10 @@ def parse_predict_request(body: str | bytes | None, schema: FeatureSchema, max_r
     value = doc[form]
     if form == "features":
         if type(value) is not dict:
-            raise ValidationError("invalid request", [FieldError("features", f"must be an object, got {_describe(value)}")])
-        return validate_rows(schema, [value], max_rows, field_name="features")
+            raise ValidationError(
+                "invalid request", [FieldError("features", f"must be an object, got {_describe(value)}")]
+            )
+        return validate_rows(schema, [value], max_rows, field_name="features", single=True)
     if form == "rows":
         if type(value) is not list:
             raise ValidationError("invalid request", [FieldError("rows", f"must be an array, got {_describe(value)}")])

@@ -120,9 +120,7 @@ def _to_float(value: float | int) -> float:
         return math.inf
 
 
-def _numeric_column(
-    spec: FeatureSpec, values: list[Any], rows: bool, errors: _Collector
-) -> np.ndarray | None:
+def _numeric_column(spec: FeatureSpec, values: list[Any], rows: bool, errors: _Collector) -> np.ndarray | None:
     """Turn JSON values into a float64 column, or record why not."""
     kinds = set(map(type, values))
     if kinds <= {float, int}:
@@ -131,7 +129,7 @@ def _numeric_column(
         except OverflowError:
             arr = np.array([_to_float(v) for v in values], dtype=np.float64)
         if not np.isfinite(arr).all():
-            for i in np.flatnonzero(~np.isfinite(arr))[: MAX_REPORTED_ERRORS].tolist():
+            for i in np.flatnonzero(~np.isfinite(arr))[:MAX_REPORTED_ERRORS].tolist():
                 errors.add(spec.name, f"must be a finite number, got {values[i]!r}", i if rows else None)
             return None
         return arr
@@ -144,9 +142,7 @@ def _numeric_column(
     return None
 
 
-def _categorical_column(
-    spec: FeatureSpec, values: list[Any], rows: bool, errors: _Collector
-) -> np.ndarray | None:
+def _categorical_column(spec: FeatureSpec, values: list[Any], rows: bool, errors: _Collector) -> np.ndarray | None:
     allowed = spec.categories or ()
     distinct = set(values) if all(type(v) is str for v in values) else None
     if distinct is not None and distinct.issubset(allowed):
@@ -197,7 +193,9 @@ def _build_columns(
     return _assemble(schema, columns, n_rows)
 
 
-def validate_rows(schema: FeatureSchema, rows: list[Any], max_rows: int, field_name: str = "rows") -> Batch:
+def validate_rows(
+    schema: FeatureSchema, rows: list[Any], max_rows: int, field_name: str = "rows", single: bool = False
+) -> Batch:
     """Validate a list of row objects against ``schema``.
 
     Args:
@@ -205,6 +203,7 @@ def validate_rows(schema: FeatureSchema, rows: list[Any], max_rows: int, field_n
         rows: decoded JSON values, each expected to be an object of feature name to value.
         max_rows: the largest batch accepted.
         field_name: the request field the rows came from, used in error messages.
+        single: the request holds one row object (errors then name no row index).
 
     Returns:
         The validated batch. Raises ``ValidationError`` naming every bad field and row.
@@ -214,25 +213,28 @@ def validate_rows(schema: FeatureSchema, rows: list[Any], max_rows: int, field_n
     expected = set(names)
     errors = _Collector()
     for i, row in enumerate(rows):
+        at = None if single else i
         if type(row) is not dict:
-            errors.add(field_name, f"each row must be an object, got {_describe(row)}", i)
+            errors.add(field_name, f"each row must be an object, got {_describe(row)}", at)
         elif row.keys() != expected:
             for name in names:
                 if name not in row:
-                    errors.add(name, "missing required feature", i)
+                    errors.add(name, "missing required feature", at)
             for key in row:
                 if key not in expected:
-                    errors.add(str(key), "unknown feature", i)
+                    errors.add(str(key), "unknown feature", at)
     errors.raise_if_any()
     raw = {name: [row[name] for row in rows] for name in names}
-    return _build_columns(schema, raw, len(rows), True, errors)
+    return _build_columns(schema, raw, len(rows), not single, errors)
 
 
 def validate_columns(schema: FeatureSchema, columns: Any, max_rows: int) -> Batch:
     """Validate the columnar form ``{"feature": [values...], ...}`` against ``schema``."""
     errors = _Collector()
     if type(columns) is not dict:
-        raise ValidationError("invalid request", [FieldError("columns", f"must be an object, got {_describe(columns)}")])
+        raise ValidationError(
+            "invalid request", [FieldError("columns", f"must be an object, got {_describe(columns)}")]
+        )
     names = schema.names
     for name in names:
         if name not in columns:
@@ -252,7 +254,7 @@ def validate_columns(schema: FeatureSchema, columns: Any, max_rows: int) -> Batc
         )
     n_rows = lengths.pop()
     _check_size(n_rows, max_rows, "columns")
-    return _build_columns(schema, {name: columns[name] for name in names}, n_rows, True, errors)
+    return _build_columns(schema, {name: columns[name] for name in names}, n_rows, True, errors)  # rows = positions
 
 
 def _check_size(n_rows: int, max_rows: int, field_name: str) -> None:

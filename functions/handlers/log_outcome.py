@@ -34,8 +34,12 @@ class LogOutcomeFunction:
         metrics.add_metric(name="OutcomesAccepted", unit="Count", value=result.accepted)
         return json_response(
             200,
-            {"accepted": result.accepted, "duplicate_batch": not result.newly_stored,
-             "model_name": card.name, "request_id": request_id_of(self.app)},
+            {
+                "accepted": result.accepted,
+                "duplicate_batch": not result.newly_stored,
+                "model_name": card.name,
+                "request_id": request_id_of(self.app),
+            },
         )
 
     def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -55,7 +59,7 @@ _default: Handler | None = None
 
 
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    global _default
+    global _default  # noqa: PLW0603 - one handler per execution environment, created on first use
     if _default is None:
-        _default = instrument(LogOutcomeFunction(OutcomeEnvironment(LogOutcomeSettings())))  # type: ignore[call-arg]
+        _default = instrument(LogOutcomeFunction(OutcomeEnvironment(LogOutcomeSettings())))
     return _default(event, context)

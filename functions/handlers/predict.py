@@ -32,6 +32,7 @@ class PredictFunction:
     def predict(self) -> Response[str]:
         service = self.env.service()
         body = read_body(self.app, self.env.settings.max_body_bytes)
+        metrics.add_dimension(name="model_name", value=service.loaded.card.name)
         metrics.add_dimension(name="model_version", value=str(service.model_version))
         result = service.predict(body, request_id_of(self.app))
         stats = result.stats
@@ -57,12 +58,20 @@ class PredictFunction:
             service = self.env.service()
         except Exception as exc:  # noqa: BLE001 - health answers, whatever went wrong
             reason = getattr(exc, "message", "model not loaded")
-            return json_response(503, {"status": "unavailable", "model_name": self.env.settings.model_name,
-                                       "reason": reason})
+            return json_response(
+                503, {"status": "unavailable", "model_name": self.env.settings.model_name, "reason": reason}
+            )
         card = service.loaded.card
-        return json_response(200, {"status": "ok", "model_name": card.name, "model_version": card.version,
-                                   "pinned": self.env.settings.model_version is not None,
-                                   "artifact_sha256": card.artifact_sha256})
+        return json_response(
+            200,
+            {
+                "status": "ok",
+                "model_name": card.name,
+                "model_version": card.version,
+                "pinned": self.env.settings.model_version is not None,
+                "artifact_sha256": card.artifact_sha256,
+            },
+        )
 
     def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return self.app.resolve(event, context)
@@ -83,9 +92,9 @@ _default: tuple[PredictFunction, Handler] | None = None
 
 
 def _default_function() -> tuple[PredictFunction, Handler]:
-    global _default
+    global _default  # noqa: PLW0603 - one handler per execution environment, created on first use
     if _default is None:
-        function = PredictFunction(PredictEnvironment(PredictSettings()))  # type: ignore[call-arg]
+        function = PredictFunction(PredictEnvironment(PredictSettings()))
         _default = (function, instrument(function))
     return _default
 

@@ -79,8 +79,13 @@ class PredictService:
             response["classes"] = self._class_list
             response["probabilities"] = outputs.probabilities.tolist()
         response["out_of_range"] = [
-            {"row": o.row, "field": o.field, "value": o.value,
-             "minimum": self._ranges[o.field][0], "maximum": self._ranges[o.field][1]}
+            {
+                "row": o.row,
+                "field": o.field,
+                "value": o.value,
+                "minimum": self._ranges[o.field][0],
+                "maximum": self._ranges[o.field][1],
+            }
             for o in batch.out_of_range
         ]
         captured = False

@@ -71,7 +71,8 @@ def train_and_register(
 
     card = registry.register(model_name, artifact, build_card)
     if "champion" not in registry.get_aliases(model_name):
-        registry.set_aliases(model_name, {"champion": card.version}, expect={"champion": None},
-                             reason="first registered version")
+        registry.set_aliases(
+            model_name, {"champion": card.version}, expect={"champion": None}, reason="first registered version"
+        )
         progress(f"version {card.version} is the first of {model_name}: now champion")
     return card

@@ -1,0 +1,293 @@
+"""The ``mlops`` command: serve the API locally, train, list models, invoke a handler, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from functions.config import STAGES, StageConfig, stage_config
+
+DEFAULT_MOTO_PORT = 4567
+DEFAULT_API_PORT = 8080
+FUNCTIONS = {"predict": "predict", "log-outcome": "log_outcome", "log_outcome": "log_outcome"}
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextmanager
+def aws_target(args: argparse.Namespace, config: StageConfig) -> Iterator[Any]:
+    """An S3 client for the chosen target: real AWS, an endpoint, a running ``mlops serve``, or a throw-away moto."""
+    from functions.local.runtime import MotoServer, ensure_buckets, use_endpoint
+
+    embedded: MotoServer | None = None
+    endpoint = args.endpoint_url or os.environ.get("MLOPS_ENDPOINT_URL")
+    if args.aws:
+        _say(f"target: AWS (credentials from the environment), stage {config.stage}")
+    elif endpoint:
+        use_endpoint(endpoint, config.region)
+        _say(f"target: {endpoint}")
+    elif _port_open(DEFAULT_MOTO_PORT):
+        use_endpoint(f"http://127.0.0.1:{DEFAULT_MOTO_PORT}", config.region)
+        _say(f"target: the local runtime of `mlops serve` at http://127.0.0.1:{DEFAULT_MOTO_PORT}")
+    else:
+        embedded = MotoServer()
+        use_endpoint(embedded.start(), config.region)
+        _say("target: a throw-away in-process moto (no `mlops serve` running); nothing is kept after this command")
+    from functions.bootstrap import s3_client
+
+    s3 = s3_client()
+    try:
+        if embedded is not None:
+            ensure_buckets(s3, config)
+        yield s3
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+# -- commands ----------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    from functions.local.runtime import LocalRuntime
+
+    config = stage_config(args.stage)
+    for port, what in ((args.port, "API"), (args.moto_port, "moto")):
+        if port and _port_open(port):
+            _say(f"error: port {port} ({what}) is already in use on 127.0.0.1; pick another with --port/--moto-port")
+            return 2
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    access = _say if not args.quiet else None
+    runtime = LocalRuntime(config, port=args.port, moto_port=args.moto_port, log_stream=sys.stderr, access_log=access)
+    runtime.start()
+    try:
+        print(f"API       {runtime.api_url}  (POST /predict, GET /model, GET /health, POST /outcomes)")
+        print(f"moto      {runtime.moto.endpoint_url}  (S3 buckets {config.registry_bucket}, {config.data_bucket})")
+        print(f"try       curl -s {runtime.api_url}/model")
+        print(f"other commands use it: MLOPS_ENDPOINT_URL={runtime.moto.endpoint_url} mlops models")
+        print("stop with Ctrl-C", flush=True)
+        stop.wait()
+    finally:
+        print("stopping: flushing capture, closing the API and moto", flush=True)
+        runtime.stop()
+    return 0
+
+
+def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"error: --param takes key=value, got {pair!r}")
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
+    return params
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from functions.adapters.datasets import S3DatasetStore
+    from functions.adapters.registry import S3ModelRegistry
+    from functions.domain.card import EstimatorSpec
+    from functions.domain.training import TrainingSpec
+    from functions.local.runtime import DATA_DIR
+    from functions.services.training import train_and_register
+
+    config = stage_config(args.stage)
+    demo = config.demo.training
+    estimator = EstimatorSpec(
+        kind=args.estimator or demo.estimator.kind,
+        params=_parse_params(args.param) if (args.param or args.estimator) else demo.estimator.params,
+    )
+    spec = TrainingSpec(
+        task=args.task or demo.task,
+        target=args.target or demo.target,
+        categorical=args.categorical or ([] if args.data else demo.categorical),
+        estimator=estimator,
+    )
+    name = args.model_name or config.model_name
+    with aws_target(args, config) as s3:
+        registry = S3ModelRegistry(s3, config.registry_bucket)
+        datasets = S3DatasetStore(s3, config.data_bucket, config.datasets_prefix)
+        source = args.data or str(DATA_DIR / config.demo.file)
+        if source.startswith("s3://"):
+            uri = source
+        else:
+            path = Path(source)
+            if not path.is_file():
+                _say(f"error: dataset {source} not found")
+                return 2
+            uri = datasets.upload(path.name, path.read_bytes())
+            _say(f"uploaded {path} to {uri}")
+        champion = registry.get_aliases(name).get("champion")
+        card = train_and_register(
+            registry,
+            datasets,
+            model_name=name,
+            dataset_uri=uri,
+            spec=spec,
+            parent_version=champion,
+            description=args.description or "",
+            progress=_say,
+        )
+        if args.champion and registry.get_aliases(name).get("champion") != card.version:
+            registry.set_aliases(
+                name, {"champion": card.version, "previous": champion}, reason="mlops train --champion"
+            )
+        print(json.dumps({**card.summary(), "aliases": registry.get_aliases(name)}, indent=2, default=str))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from functions.adapters.registry import S3ModelRegistry
+
+    config = stage_config(args.stage)
+    with aws_target(args, config) as s3:
+        registry = S3ModelRegistry(s3, config.registry_bucket)
+        names = [args.model_name] if args.model_name else registry.list_models()
+        if not names:
+            print("the registry is empty: run `mlops train` (or `mlops serve`, which trains a first model)")
+        for name in names:
+            aliases = registry.get_aliases(name)
+            by_version: dict[int, list[str]] = {}
+            for alias, version in aliases.items():
+                by_version.setdefault(version, []).append(alias)
+            print(f"{name}")
+            print(f"  {'version':>7}  {'created (UTC)':19}  {'estimator':22}  {'metric':18}  {'sha256':12}  aliases")
+            for card in registry.list_versions(name):
+                metric = f"{card.primary_metric}={card.metrics[card.primary_metric]:.4f}"
+                print(
+                    f"  {card.version:>7}  {card.created_at:%Y-%m-%d %H:%M:%S}  {card.estimator.kind:22}  "
+                    f"{metric:18}  {card.artifact_sha256[:12]}  {', '.join(sorted(by_version.get(card.version, [])))}"
+                )
+    return 0
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    from functions.local.events import load_event
+    from functions.local.runtime import FunctionHost, bootstrap_model
+
+    function = FUNCTIONS.get(args.function)
+    if function is None:
+        _say(f"error: unknown function {args.function!r}; choose from predict, log-outcome")
+        return 2
+    try:
+        event = load_event(args.event)
+    except (OSError, json.JSONDecodeError) as exc:
+        _say(f"error: cannot read event {args.event}: {exc}")
+        return 2
+    config = stage_config(args.stage)
+    with aws_target(args, config) as s3:
+        if not args.aws:
+            bootstrap_model(s3, config, _say)
+        host = FunctionHost(config, s3)
+        response = host.invoke(function, event)
+        host.flush()
+    body = response.get("body")
+    try:
+        response["body"] = json.loads(body) if isinstance(body, str) else body
+    except json.JSONDecodeError:
+        pass
+    print(json.dumps(response, indent=2))
+    return 0 if int(response.get("statusCode", 500)) < 400 else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from functions.local.demo import run_demo
+
+    return run_demo(stage_config(args.stage), rows=args.rows)
+
+
+# -- parser ------------------------------------------------------------------------------------
+def _target_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("target (default: a running `mlops serve`, else a throw-away moto)")
+    group.add_argument(
+        "--endpoint-url", help="an S3-compatible endpoint, e.g. the moto of `mlops serve` (env MLOPS_ENDPOINT_URL)"
+    )
+    group.add_argument("--aws", action="store_true", help="use real AWS with credentials from the environment")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlops",
+        description="Serverless model operations for scikit-learn on AWS Lambda. Runs locally against moto "
+        "on 127.0.0.1 by default; no AWS account, no Docker.",
+    )
+    parser.add_argument("--stage", default="local", choices=sorted(STAGES), help="configuration stage (default: local)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="serve the HTTP API on 127.0.0.1 against moto (trains a first model if none)")
+    serve.add_argument("--port", type=int, default=DEFAULT_API_PORT, help=f"API port (default {DEFAULT_API_PORT})")
+    serve.add_argument(
+        "--moto-port", type=int, default=DEFAULT_MOTO_PORT, help=f"moto S3 port (default {DEFAULT_MOTO_PORT})"
+    )
+    serve.add_argument("--quiet", action="store_true", help="no access log")
+    serve.set_defaults(func=cmd_serve)
+
+    train = sub.add_parser("train", help="train a model from a CSV data set and register it as a new version")
+    train.add_argument("--data", help="CSV file or s3:// URI in the data bucket (default: the shipped demo data set)")
+    train.add_argument("--target", help="label column (default: the demo's)")
+    train.add_argument("--task", choices=["binary_classification", "multiclass_classification", "regression"])
+    train.add_argument("--categorical", nargs="*", default=None, help="columns holding categories")
+    train.add_argument(
+        "--estimator",
+        choices=["logistic_regression", "random_forest", "hist_gradient_boosting", "ridge", "linear_regression"],
+    )
+    train.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="estimator parameter")
+    train.add_argument("--model-name", help="registry name (default: from the stage configuration)")
+    train.add_argument("--champion", action="store_true", help="make the new version the champion")
+    train.add_argument("--description", help="free text stored in the model card")
+    _target_options(train)
+    train.set_defaults(func=cmd_train)
+
+    models = sub.add_parser("models", help="list registered versions and aliases")
+    models.add_argument("--model-name", help="only this model")
+    _target_options(models)
+    models.set_defaults(func=cmd_models)
+
+    invoke = sub.add_parser("invoke", help="run a handler on an event file (e.g. events/predict_single.json)")
+    invoke.add_argument("function", help="predict or log-outcome")
+    invoke.add_argument("event", help="path to an event JSON file, or a name in events/")
+    _target_options(invoke)
+    invoke.set_defaults(func=cmd_invoke)
+
+    demo = sub.add_parser("demo", help="run the local lifecycle end to end and print what happened")
+    demo.add_argument("--rows", type=int, default=200, help="rows of traffic to send (default 200)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    from functions.errors import MlopsError
+
+    try:
+        return func(args)
+    except MlopsError as exc:
+        _say(f"error: {exc.message}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
