@@ -21,6 +21,8 @@ class _CurrentStdout:
         sys.stdout.flush()
 
 
-logger = Logger(logger_handler=logging.StreamHandler(_CurrentStdout()))
+logger = Logger(
+    service=os.environ.get("POWERTOOLS_SERVICE_NAME", "mlops"), logger_handler=logging.StreamHandler(_CurrentStdout())
+)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE))
 tracer = Tracer()

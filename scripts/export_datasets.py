@@ -30,12 +30,18 @@ def main() -> None:
     bc = load_breast_cancer()
     names = [_slug(n) for n in bc.feature_names]
     # target 1 = benign, 0 = malignant, as in the original Wisconsin data set.
-    _write(OUT / "breast_cancer.csv", [*names, "target"],
-           [[*(float(v) for v in x), int(y)] for x, y in zip(bc.data, bc.target, strict=True)])
+    _write(
+        OUT / "breast_cancer.csv",
+        [*names, "target"],
+        [[*(float(v) for v in x), int(y)] for x, y in zip(bc.data, bc.target, strict=True)],
+    )
 
     iris = load_iris()
-    _write(OUT / "iris.csv", [*(_slug(n) for n in iris.feature_names), "species"],
-           [[*(float(v) for v in x), str(iris.target_names[y])] for x, y in zip(iris.data, iris.target, strict=True)])
+    _write(
+        OUT / "iris.csv",
+        [*(_slug(n) for n in iris.feature_names), "species"],
+        [[*(float(v) for v in x), str(iris.target_names[y])] for x, y in zip(iris.data, iris.target, strict=True)],
+    )
 
     # Unscaled diabetes data; "sex" is coded 1/2 in the original study and is kept as a category.
     diab = load_diabetes(scaled=False)

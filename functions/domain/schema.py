@@ -85,18 +85,17 @@ class _Collector:
 
     def __init__(self) -> None:
         self.errors: list[FieldError] = []
-        self.truncated = False
+        self.count = 0
 
     def add(self, name: str, reason: str, row: int | None) -> None:
+        self.count += 1
         if len(self.errors) < MAX_REPORTED_ERRORS:
             self.errors.append(FieldError(field=name, reason=reason, row=row))
-        else:
-            self.truncated = True
 
     def raise_if_any(self) -> None:
         if self.errors:
-            suffix = f" (first {MAX_REPORTED_ERRORS} shown)" if self.truncated else ""
-            raise ValidationError(f"{len(self.errors)} invalid field(s){suffix}", self.errors)
+            shown = f" (first {len(self.errors)} shown)" if self.count > len(self.errors) else ""
+            raise ValidationError(f"{self.count} invalid field(s){shown}", self.errors)
 
 
 def _describe(value: Any) -> str:
@@ -129,7 +128,7 @@ def _numeric_column(spec: FeatureSpec, values: list[Any], rows: bool, errors: _C
         except OverflowError:
             arr = np.array([_to_float(v) for v in values], dtype=np.float64)
         if not np.isfinite(arr).all():
-            for i in np.flatnonzero(~np.isfinite(arr))[:MAX_REPORTED_ERRORS].tolist():
+            for i in np.flatnonzero(~np.isfinite(arr)).tolist():
                 errors.add(spec.name, f"must be a finite number, got {values[i]!r}", i if rows else None)
             return None
         return arr
