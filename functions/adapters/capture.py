@@ -66,7 +66,8 @@ def partition_of(timestamp: float) -> str:
 
 def encode_batch(records: list[CaptureRecord]) -> bytes:
     lines = b"\n".join(pydantic_core.to_json(r.as_json()) for r in records) + b"\n"
-    return gzip.compress(lines, compresslevel=5)
+    # Level 1: a third of level 5's CPU time for a slightly larger object; this runs beside requests.
+    return gzip.compress(lines, compresslevel=1)
 
 
 class CaptureWriter:
@@ -81,7 +82,7 @@ class CaptureWriter:
         *,
         max_rows: int = 1000,
         max_age_seconds: float = 30.0,
-        max_pending_batches: int = 8,
+        max_pending_batches: int = 32,
         on_failure: Callable[[str, int], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:

@@ -155,13 +155,17 @@ def _categorical_column(spec: FeatureSpec, values: list[Any], rows: bool, errors
     return None
 
 
-def _assemble(schema: FeatureSchema, columns: dict[str, np.ndarray], n_rows: int) -> Batch:
-    if schema.all_numeric:
-        matrix = np.column_stack([columns[f.name] for f in schema.features])
-    else:
-        matrix = np.empty((n_rows, len(schema.features)), dtype=object)
-        for j, f in enumerate(schema.features):
-            matrix[:, j] = columns[f.name]
+def assemble_batch(
+    schema: FeatureSchema, columns: dict[str, np.ndarray], n_rows: int, matrix: np.ndarray | None = None
+) -> Batch:
+    """Build the model matrix (unless given) and flag values outside the training ranges."""
+    if matrix is None:
+        if schema.all_numeric:
+            matrix = np.column_stack([columns[f.name] for f in schema.features])
+        else:
+            matrix = np.empty((n_rows, len(schema.features)), dtype=object)
+            for j, f in enumerate(schema.features):
+                matrix[:, j] = columns[f.name]
     out: list[OutOfRange] = []
     for f in schema.features:
         if f.kind != "numeric" or (f.minimum is None and f.maximum is None):
@@ -189,7 +193,7 @@ def _build_columns(
         if col is not None:
             columns[spec.name] = col
     errors.raise_if_any()
-    return _assemble(schema, columns, n_rows)
+    return assemble_batch(schema, columns, n_rows)
 
 
 def validate_rows(

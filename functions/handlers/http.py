@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pydantic_core
@@ -22,34 +25,46 @@ from functions.observability import logger, metrics
 JSON = "application/json"
 
 
+def _text(body: Any) -> str:
+    return body.decode() if isinstance(body, bytes) else pydantic_core.to_json(body).decode()
+
+
 def json_response(status: int, body: Any) -> Response[str]:
-    payload = body.decode() if isinstance(body, bytes) else pydantic_core.to_json(body).decode()
-    return Response(status_code=status, content_type=JSON, body=payload)
+    """A resolver response with a JSON body (``bytes`` are taken as already-serialised JSON)."""
+    return Response(status_code=status, content_type=JSON, body=_text(body))
 
 
-def request_id_of(app: APIGatewayRestResolver) -> str:
-    return str(app.current_event.request_context.request_id or "")
+def proxy_response(status: int, body: Any) -> dict[str, Any]:
+    """The API Gateway proxy response itself, for routes served without the resolver."""
+    return {"statusCode": status, "headers": {"Content-Type": JSON}, "body": _text(body), "isBase64Encoded": False}
+
+
+def request_id_of(event: Mapping[str, Any]) -> str:
+    return str((event.get("requestContext") or {}).get("requestId") or "")
+
+
+def failure(exc: Exception, request_id: str) -> tuple[int, dict[str, Any]]:
+    """Status and body for any exception: logged and counted; a 5xx says nothing internal."""
+    if not isinstance(exc, MlopsError):
+        logger.exception("unhandled error")
+        metrics.add_metric(name="Errors", unit="Count", value=1)
+        return 500, error_body(MlopsError("internal error"), request_id)
+    status = http_status_for(exc)
+    if status >= 500:
+        logger.error("request failed", extra={"error_code": exc.code, "error": exc.message})
+        metrics.add_metric(name="Errors", unit="Count", value=1)
+    else:
+        logger.info("request rejected", extra={"status": status, "error_code": exc.code})
+        metrics.add_metric(name="RejectedRequests", unit="Count", value=1)
+    return status, error_body(exc, request_id)
 
 
 def install_error_handlers(app: APIGatewayRestResolver) -> None:
-    """Map every exception to a response with the stable error body; 5xx never leak internals."""
-
-    @app.exception_handler(MlopsError)
-    def _known(exc: MlopsError) -> Response[str]:
-        status = http_status_for(exc)
-        if status >= 500:
-            logger.error("request failed", extra={"error_code": exc.code, "error": exc.message})
-            metrics.add_metric(name="Errors", unit="Count", value=1)
-        else:
-            logger.info("request rejected", extra={"status": status, "error_code": exc.code})
-            metrics.add_metric(name="RejectedRequests", unit="Count", value=1)
-        return json_response(status, error_body(exc, request_id_of(app)))
+    """Route every exception the resolver sees through ``failure``, and unknown routes to a 404."""
 
     @app.exception_handler(Exception)
-    def _unexpected(exc: Exception) -> Response[str]:
-        logger.exception("unhandled error")
-        metrics.add_metric(name="Errors", unit="Count", value=1)
-        return json_response(500, error_body(MlopsError("internal error"), request_id_of(app)))
+    def _any(exc: Exception) -> Response[str]:
+        return json_response(*failure(exc, request_id_of(app.current_event.raw_event)))
 
     @app.not_found
     def _not_found(exc: Exception) -> Response[str]:
@@ -57,34 +72,58 @@ def install_error_handlers(app: APIGatewayRestResolver) -> None:
         error = RouteNotFoundError(
             f"no route {event.http_method} {event.path}", [FieldError("path", "unknown path or method")]
         )
-        return json_response(404, error_body(error, request_id_of(app)))
+        return json_response(404, error_body(error, request_id_of(event.raw_event)))
 
 
-def read_body(app: APIGatewayRestResolver, max_bytes: int) -> str:
-    """The request body, after checking its media type and size (base64 bodies are decoded)."""
-    event = app.current_event
-    headers = event.headers or {}
-    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
+def read_body(event: Mapping[str, Any], max_bytes: int) -> str:
+    """The request body of a proxy event, after checking its media type and size (base64 is decoded)."""
+    headers = event.get("headers") or {}
+    content_type = headers.get("Content-Type") or headers.get("content-type")
+    if content_type is None:
+        content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
     if content_type is not None:
         media = content_type.split(";", 1)[0].strip().lower()
         if media != JSON and not media.endswith("+json"):
             raise UnsupportedMediaTypeError(
                 f"unsupported media type {media!r}", [FieldError("Content-Type", "must be application/json")]
             )
-    raw = event.body or ""
-    if len(raw) > max_bytes * (4 / 3 if event.is_base64_encoded else 1) + 4:
-        raise PayloadTooLargeError(
-            "request body too large", [FieldError("body", f"at most {max_bytes} bytes, got {len(raw)}")]
-        )
-    if event.is_base64_encoded:
+    body: str = event.get("body") or ""
+    encoded = bool(event.get("isBase64Encoded"))
+    if len(body) > (max_bytes * 4 // 3 + 4 if encoded else max_bytes):
+        raise PayloadTooLargeError("request body too large", [FieldError("body", f"at most {max_bytes} bytes")])
+    if encoded:
         try:
-            body = event.decoded_body or ""
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ValidationError("invalid request", [FieldError("body", "must be UTF-8 JSON text")]) from exc
-    else:
-        body = raw
-    if len(body) > max_bytes:
-        raise PayloadTooLargeError(
-            "request body too large", [FieldError("body", f"at most {max_bytes} bytes, got {len(body)}")]
-        )
+            body = base64.b64decode(body, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise ValidationError("invalid request", [FieldError("body", "must be base64 of UTF-8 JSON text")]) from exc
+        if len(body) > max_bytes:
+            raise PayloadTooLargeError("request body too large", [FieldError("body", f"at most {max_bytes} bytes")])
     return body
+
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def instrument_handler(handle: Handler) -> Handler:
+    """Logging context (correlation id = API Gateway request id) and one EMF flush per invocation.
+
+    Cheaper than ``logger.inject_lambda_context`` (which runs a JMESPath query per request): the
+    function's identity is appended once, the correlation id per request.
+    """
+    identified = False
+
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        nonlocal identified
+        if not identified:
+            logger.append_keys(
+                function_name=context.function_name,
+                function_memory_size=context.memory_limit_in_mb,
+                function_arn=context.invoked_function_arn,
+            )
+            identified = True
+        logger.set_correlation_id(request_id_of(event))
+        logger.append_keys(function_request_id=context.aws_request_id)
+        return handle(event, context)
+
+    return handler

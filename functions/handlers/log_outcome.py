@@ -6,12 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.bootstrap import OutcomeEnvironment
-from functions.handlers.http import install_error_handlers, json_response, read_body, request_id_of
-from functions.observability import logger, metrics
+from functions.handlers.http import install_error_handlers, instrument_handler, json_response, read_body, request_id_of
+from functions.observability import metrics
 from functions.services.outcomes import record_outcomes
 from functions.settings import LogOutcomeSettings
 
@@ -29,7 +28,8 @@ class LogOutcomeFunction:
 
     def outcomes(self) -> Response[str]:
         card = self.env.card()
-        body = read_body(self.app, self.env.settings.max_body_bytes)
+        event = self.app.current_event.raw_event
+        body = read_body(event, self.env.settings.max_body_bytes)
         result = record_outcomes(body, card, self.env.store, self.env.settings.max_outcomes)
         metrics.add_metric(name="OutcomesAccepted", unit="Count", value=result.accepted)
         return json_response(
@@ -38,7 +38,7 @@ class LogOutcomeFunction:
                 "accepted": result.accepted,
                 "duplicate_batch": not result.newly_stored,
                 "model_name": card.name,
-                "request_id": request_id_of(self.app),
+                "request_id": request_id_of(event),
             },
         )
 
@@ -47,12 +47,7 @@ class LogOutcomeFunction:
 
 
 def instrument(function: LogOutcomeFunction) -> Handler:
-    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-    @metrics.log_metrics
-    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        return function.handle(event, context)
-
-    return handler
+    return instrument_handler(function.handle)
 
 
 _default: Handler | None = None

@@ -7,11 +7,18 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.bootstrap import PredictEnvironment
-from functions.handlers.http import install_error_handlers, json_response, read_body, request_id_of
+from functions.handlers.http import (
+    failure,
+    install_error_handlers,
+    instrument_handler,
+    json_response,
+    proxy_response,
+    read_body,
+    request_id_of,
+)
 from functions.observability import logger, metrics
 from functions.settings import PredictSettings
 
@@ -25,27 +32,32 @@ class PredictFunction:
         self.env = env
         self.app = APIGatewayRestResolver()
         install_error_handlers(self.app)
-        self.app.post("/predict")(self.predict)
         self.app.get("/model")(self.model)
         self.app.get("/health")(self.health)
 
-    def predict(self) -> Response[str]:
-        service = self.env.service()
-        body = read_body(self.app, self.env.settings.max_body_bytes)
-        metrics.add_dimension(name="model_name", value=service.loaded.card.name)
-        metrics.add_dimension(name="model_version", value=str(service.model_version))
-        result = service.predict(body, request_id_of(self.app))
+    def predict(self, event: dict[str, Any]) -> dict[str, Any]:
+        """POST /predict, served without the resolver: it is the hot path (see benchmarks/)."""
+        request_id = request_id_of(event)
+        try:
+            service = self.env.service()
+            body = read_body(event, self.env.settings.max_body_bytes)
+            metrics.add_dimension(name="model_name", value=service.loaded.card.name)
+            metrics.add_dimension(name="model_version", value=str(service.model_version))
+            result = service.predict(body, request_id)
+        except Exception as exc:  # noqa: BLE001 - failure() maps every error, in one place
+            return proxy_response(*failure(exc, request_id))
         stats = result.stats
         metrics.add_metric(name="Predictions", unit="Count", value=1)
         metrics.add_metric(name="PredictedRows", unit="Count", value=stats.rows)
         metrics.add_metric(name="OutOfRangeValues", unit="Count", value=stats.out_of_range)
         metrics.add_metric(name="PredictLatency", unit="Milliseconds", value=stats.latency_ms)
-        if self.env.capture is not None:
-            failures = self.env.capture.take_new_failures()
+        capture = self.env.capture
+        if capture is not None:
+            failures = capture.take_new_failures()
             if failures:
                 metrics.add_metric(name="CaptureFailures", unit="Count", value=failures)
-            self.env.capture.flush_if_due()
-        return json_response(200, result.body)
+            capture.flush_if_due()
+        return proxy_response(200, result.body)
 
     def model(self) -> Response[str]:
         service = self.env.service()
@@ -74,18 +86,14 @@ class PredictFunction:
         )
 
     def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        if event.get("httpMethod") == "POST" and event.get("path") == "/predict":
+            return self.predict(event)
         return self.app.resolve(event, context)
 
 
 def instrument(function: PredictFunction) -> Handler:
-    """Wrap an environment's routes in the Logger and Metrics decorators, as Lambda runs them."""
-
-    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-    @metrics.log_metrics
-    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        return function.handle(event, context)
-
-    return handler
+    """Wrap an environment's routes in logging context and the EMF metrics flush, as Lambda runs them."""
+    return instrument_handler(function.handle)
 
 
 _default: tuple[PredictFunction, Handler] | None = None

@@ -13,7 +13,7 @@ import pydantic_core
 from functions.adapters.capture import CaptureRecord, CaptureWriter
 from functions.adapters.registry import LoadedModel, S3ModelRegistry
 from functions.domain.inference import infer
-from functions.domain.requests import parse_predict_request
+from functions.domain.requests import RequestDecoder
 
 
 @dataclass
@@ -48,6 +48,8 @@ class PredictService:
         self._class_list = list(card.classes) if card.classes is not None else None
         self._schema = card.feature_schema
         self._ranges = {f.name: (f.minimum, f.maximum) for f in card.feature_schema.features}
+        self._decoder = RequestDecoder(card.feature_schema, self.max_rows)
+        self._suffixes = [f"-{i}" for i in range(self.max_rows)]
 
     @property
     def model_version(self) -> int:
@@ -65,14 +67,14 @@ class PredictService:
         """
         started = time.perf_counter()
         card = self.loaded.card
-        batch = parse_predict_request(body, self._schema, self.max_rows)
+        batch = self._decoder.decode(body)
         outputs = infer(self.loaded.model, batch, card, self._classes)
         n = batch.n_rows
         response: dict[str, Any] = {
             "request_id": request_id,
             "model_name": card.name,
             "model_version": card.version,
-            "request_ids": [f"{request_id}-{i}" for i in range(n)],
+            "request_ids": [request_id + suffix for suffix in self._suffixes[:n]],
             "predictions": outputs.predictions.tolist(),
         }
         if outputs.probabilities is not None:
