@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -20,6 +21,8 @@ from functions.services.predict import PredictService, load_serving_model
 from functions.settings import LogOutcomeSettings, PredictSettings
 
 RETRY_LOAD_AFTER_SECONDS = 5.0
+UNAVAILABLE = "no model is loaded; the function's logs say why"
+T = TypeVar("T")
 _CLIENT_CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=3, read_timeout=10)
 
 
@@ -34,15 +37,21 @@ class _Lazy:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._failed_at = 0.0
-        self._error: MlopsError | None = None
+        self._failed = False
 
-    def _may_retry(self) -> bool:
-        return time.monotonic() - self._failed_at >= RETRY_LOAD_AFTER_SECONDS
-
-    def _fail(self, exc: MlopsError) -> ModelUnavailableError:
-        self._failed_at, self._error = time.monotonic(), exc
-        logger.error("model unavailable", extra={"error": exc.message, "error_code": exc.code})
-        return ModelUnavailableError(f"no model is loaded: {exc.message}")
+    def _build_or_refuse(self, build: Callable[[], T]) -> T:
+        """Run ``build``; any failure is logged in full and answered as a detail-free 503 error."""
+        if self._failed and time.monotonic() - self._failed_at < RETRY_LOAD_AFTER_SECONDS:
+            raise ModelUnavailableError(UNAVAILABLE)
+        try:
+            value = build()
+        except Exception as exc:
+            self._failed, self._failed_at = True, time.monotonic()
+            code = exc.code if isinstance(exc, MlopsError) else "unexpected"
+            logger.exception("model unavailable", extra={"error_code": code})
+            raise ModelUnavailableError(UNAVAILABLE) from exc
+        self._failed = False
+        return value
 
 
 class PredictEnvironment(_Lazy):
@@ -67,12 +76,7 @@ class PredictEnvironment(_Lazy):
         with self._lock:
             if self._service is not None:
                 return self._service
-            if self._error is not None and not self._may_retry():
-                raise ModelUnavailableError(f"no model is loaded: {self._error.message}")
-            try:
-                self._service = self._build()
-            except MlopsError as exc:
-                raise self._fail(exc) from exc
+            self._service = self._build_or_refuse(self._build)
             return self._service
 
     @tracer.capture_method(capture_response=False)
@@ -123,11 +127,9 @@ class OutcomeEnvironment(_Lazy):
             return self._card
         with self._lock:
             if self._card is None:
-                if self._error is not None and not self._may_retry():
-                    raise ModelUnavailableError(f"no model is registered: {self._error.message}")
-                try:
-                    version = self.registry.resolve(self.settings.model_name, self.settings.model_alias)
-                    self._card = self.registry.get_card(self.settings.model_name, version)
-                except MlopsError as exc:
-                    raise self._fail(exc) from exc
+                self._card = self._build_or_refuse(self._resolve_card)
             return self._card
+
+    def _resolve_card(self) -> ModelCard:
+        version = self.registry.resolve(self.settings.model_name, self.settings.model_alias)
+        return self.registry.get_card(self.settings.model_name, version)

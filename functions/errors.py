@@ -61,6 +61,10 @@ class RouteNotFoundError(RequestError):
     code = "not_found"
 
 
+class MethodNotAllowedError(RequestError):
+    code = "method_not_allowed"
+
+
 class RegistryError(MlopsError):
     """Something is wrong with the model registry."""
 
@@ -125,6 +129,7 @@ HTTP_STATUS: dict[type[MlopsError], int] = {
     PayloadTooLargeError: 413,
     UnsupportedMediaTypeError: 415,
     RouteNotFoundError: 404,
+    MethodNotAllowedError: 405,
     RequestError: 400,
     ModelUnavailableError: 503,
 }

@@ -172,7 +172,10 @@ class S3ModelRegistry:
         found = get_bytes(self._s3, self.bucket, self._aliases_key(name))
         if found is None:
             return AliasState(aliases={}, history=[], etag=None)
-        doc = json.loads(found[0])
+        try:
+            doc = json.loads(found[0])
+        except json.JSONDecodeError as exc:
+            raise RegistryError(f"alias document of {name} is not valid JSON") from exc
         return AliasState(aliases=dict(doc.get("aliases", {})), history=list(doc.get("history", [])), etag=found[1])
 
     def get_aliases(self, name: str) -> dict[str, int]:

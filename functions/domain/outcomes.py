@@ -19,7 +19,11 @@ def _check_actual(card: ModelCard, actual: Any) -> str | None:
     if card.task == "regression":
         if type(actual) not in (int, float):
             return f"must be a number for a regression model, got {_describe(actual)}"
-        if not math.isfinite(float(actual)):
+        try:
+            finite = math.isfinite(float(actual))
+        except OverflowError:
+            finite = False
+        if not finite:
             return "must be a finite number"
         return None
     classes = card.classes or []
@@ -78,7 +82,7 @@ def _record_problems(rec: Any, card: ModelCard, seen: dict[str, Any]) -> list[tu
         return [("outcomes", f"each outcome must be an object, got {_describe(rec)}")]
     problems = [(str(key), "unknown field") for key in rec if key not in ("request_id", "actual")]
     rid = rec.get("request_id")
-    rid_ok = type(rid) is str and bool(REQUEST_ID.match(rid))
+    rid_ok = type(rid) is str and bool(REQUEST_ID.fullmatch(rid))
     if "request_id" not in rec:
         problems.append(("request_id", "missing required field"))
     elif not rid_ok:

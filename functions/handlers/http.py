@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
 from functions.errors import (
     FieldError,
+    MethodNotAllowedError,
     MlopsError,
     PayloadTooLargeError,
     RouteNotFoundError,
@@ -23,6 +24,8 @@ from functions.errors import (
 from functions.observability import logger, metrics
 
 JSON = "application/json"
+# Every route of the API, for telling a wrong method (405) from an unknown path (404).
+ROUTES = frozenset({("POST", "/predict"), ("GET", "/model"), ("GET", "/health"), ("POST", "/outcomes")})
 
 
 def _text(body: Any) -> str:
@@ -69,10 +72,17 @@ def install_error_handlers(app: APIGatewayRestResolver) -> None:
     @app.not_found
     def _not_found(exc: Exception) -> Response[str]:
         event = app.current_event
-        error = RouteNotFoundError(
-            f"no route {event.http_method} {event.path}", [FieldError("path", "unknown path or method")]
-        )
-        return json_response(404, error_body(error, request_id_of(event.raw_event)))
+        methods = sorted(m for m, p in ROUTES if p == event.path)
+        if methods:
+            error: MlopsError = MethodNotAllowedError(
+                f"{event.http_method} is not allowed on {event.path}",
+                [FieldError("method", f"use {', '.join(methods)}")],
+            )
+        else:
+            error = RouteNotFoundError(
+                f"no route {event.http_method} {event.path}", [FieldError("path", "unknown path")]
+            )
+        return json_response(http_status_for(error), error_body(error, request_id_of(event.raw_event)))
 
 
 def read_body(event: Mapping[str, Any], max_bytes: int) -> str:
@@ -88,16 +98,21 @@ def read_body(event: Mapping[str, Any], max_bytes: int) -> str:
                 f"unsupported media type {media!r}", [FieldError("Content-Type", "must be application/json")]
             )
     body: str = event.get("body") or ""
-    encoded = bool(event.get("isBase64Encoded"))
-    if len(body) > (max_bytes * 4 // 3 + 4 if encoded else max_bytes):
-        raise PayloadTooLargeError("request body too large", [FieldError("body", f"at most {max_bytes} bytes")])
-    if encoded:
+    too_large = PayloadTooLargeError("request body too large", [FieldError("body", f"at most {max_bytes} bytes")])
+    if event.get("isBase64Encoded"):
+        if len(body) > max_bytes * 4 // 3 + 4:
+            raise too_large
         try:
-            body = base64.b64decode(body, validate=True).decode("utf-8")
+            raw = base64.b64decode(body, validate=True)
+            body = raw.decode("utf-8")
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise ValidationError("invalid request", [FieldError("body", "must be base64 of UTF-8 JSON text")]) from exc
-        if len(body) > max_bytes:
-            raise PayloadTooLargeError("request body too large", [FieldError("body", f"at most {max_bytes} bytes")])
+        if len(raw) > max_bytes:
+            raise too_large
+        return body
+    # A character is at least one byte; only non-ASCII text needs encoding to be measured.
+    if len(body) > max_bytes or (not body.isascii() and len(body.encode("utf-8")) > max_bytes):
+        raise too_large
     return body
 
 

@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.bootstrap import PredictEnvironment
+from functions.errors import ModelUnavailableError
 from functions.handlers.http import (
     failure,
     install_error_handlers,
@@ -69,7 +70,7 @@ class PredictFunction:
         try:
             service = self.env.service()
         except Exception as exc:  # noqa: BLE001 - health answers, whatever went wrong
-            reason = getattr(exc, "message", "model not loaded")
+            reason = exc.message if isinstance(exc, ModelUnavailableError) else "model not loaded"
             return json_response(
                 503, {"status": "unavailable", "model_name": self.env.settings.model_name, "reason": reason}
             )

@@ -11,6 +11,7 @@ from functions.domain.artifacts import dump_model, library_versions, sha256_hex
 from functions.domain.card import ModelCard, TrainingDataRef
 from functions.domain.dataset import parse_csv
 from functions.domain.training import TrainingSpec, train
+from functions.errors import ConcurrentUpdateError
 
 
 def train_and_register(
@@ -71,8 +72,11 @@ def train_and_register(
 
     card = registry.register(model_name, artifact, build_card)
     if "champion" not in registry.get_aliases(model_name):
-        registry.set_aliases(
-            model_name, {"champion": card.version}, expect={"champion": None}, reason="first registered version"
-        )
-        progress(f"version {card.version} is the first of {model_name}: now champion")
+        try:
+            registry.set_aliases(
+                model_name, {"champion": card.version}, expect={"champion": None}, reason="first registered version"
+            )
+            progress(f"version {card.version} is the first of {model_name}: now champion")
+        except ConcurrentUpdateError:
+            progress(f"another registration became champion first; version {card.version} is registered only")
     return card

@@ -140,7 +140,7 @@ def test_too_many_outcomes_is_422(champion, outcome_function, lambda_context):
             id="csv",
         ),
         pytest.param(route("log_outcome", "POST", "/outcome"), 404, "not_found", id="unknown-route"),
-        pytest.param(route("log_outcome", "GET", "/outcomes"), 404, "not_found", id="wrong-method"),
+        pytest.param(route("log_outcome", "GET", "/outcomes"), 405, "method_not_allowed", id="wrong-method"),
     ],
 )
 @pytest.mark.usefixtures("champion")

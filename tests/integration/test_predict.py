@@ -267,12 +267,6 @@ def test_an_artifact_that_cannot_be_unpickled_is_5xx_without_internals(
     assert_no_leak(health)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: bootstrap.py:72-75 only MlopsError is turned into ModelUnavailableError: a load that fails any "
-    "other way (an artifact joblib cannot unpickle, a corrupt aliases.json at registry.py:175) answers 500 and is "
-    "retried on every request with no back-off",
-)
 @pytest.mark.parametrize("fault", ["unpicklable-artifact", "corrupt-alias-document"])
 def test_a_model_that_cannot_be_loaded_is_503_and_not_retried_at_once(
     champion, registry, aws, predict_function, lambda_context, *, fault: str
@@ -293,11 +287,6 @@ def test_a_model_that_cannot_be_loaded_is_503_and_not_retried_at_once(
     assert body["code"] == "model_unavailable"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: bootstrap.py:45,71 ModelUnavailableError embeds the inner error's message (bucket, key, "
-    "S3 error code, SHA-256s) and errors.py:148 / handlers/predict.py:60 return it to the client in the 503 body",
-)
 @pytest.mark.usefixtures("champion")
 @pytest.mark.parametrize("fault", ["tampered-artifact", "missing-registry-bucket"])
 def test_503_bodies_do_not_leak_internals(aws, cfg, predict_function, lambda_context, fault: str):
@@ -317,11 +306,13 @@ def test_503_bodies_do_not_leak_internals(aws, cfg, predict_function, lambda_con
     assert "mlops-local" not in json.dumps(body) + json.dumps(health)
 
 
-def test_unknown_route_and_method_are_404(champion, predict_function, lambda_context):
+def test_unknown_route_is_404_and_wrong_method_405(champion, predict_function, lambda_context):
     function = predict_function()
 
-    for event in (route("predict_single", "POST", "/predictions"), route("health", "DELETE", "/model")):
-        status, body = call(function, event, lambda_context)
-        assert status == 404
-        assert body["code"] == "not_found"
-        assert body["errors"] == [{"field": "path", "reason": "unknown path or method"}]
+    status, body = call(function, route("predict_single", "POST", "/predictions"), lambda_context)
+    assert (status, body["code"]) == (404, "not_found")
+    assert body["errors"] == [{"field": "path", "reason": "unknown path"}]
+
+    status, body = call(function, route("health", "DELETE", "/model"), lambda_context)
+    assert (status, body["code"]) == (405, "method_not_allowed")
+    assert body["errors"] == [{"field": "method", "reason": "use GET"}]

@@ -237,11 +237,6 @@ def test_a_body_at_the_limit_is_accepted(champion, predict_function, lambda_cont
     assert response["statusCode"] == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: handlers/http.py:75,86 measure the body in characters, not bytes: a body of MAX_BODY_BYTES "
-    "characters of multi-byte UTF-8 (here 3x the limit in bytes) is not refused with 413",
-)
 def test_body_limit_counts_bytes_not_characters(champion, predict_function, lambda_context):
     event = load_event("predict_single")
     event["body"] = '{"note": "' + "\u20ac" * (SMALL_BODY_LIMIT - 12) + '"}'  # the euro sign: 3 bytes in UTF-8

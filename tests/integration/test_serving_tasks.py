@@ -104,12 +104,6 @@ def test_a_bad_category_is_422(train_model, predict_function, lambda_context, se
     assert body["errors"] == [{"field": "sex", "reason": reason, "row": 1}]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: domain/schema.py:122-139 accepts any finite number, so a client's extreme value "
-    "(1e308) overflows the scaler/linear model and domain/inference.py:40,44-46 answer 500 (ModelOutputError, or "
-    "sklearn's ValueError 'Input X contains infinity'): a client can make 5xx at will, e.g. to trip canary alarms",
-)
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 @pytest.mark.parametrize(
     ("dataset", "file", "target", "feature"),

@@ -114,11 +114,6 @@ class BarrierRegistry(S3ModelRegistry):
         return aliases
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: services/training.py:73-76 two racing first registrations both see no champion; the loser's "
-    "set_aliases(expect={'champion': None}) raises ConcurrentUpdateError although its version was registered",
-)
 def test_two_racing_first_registrations_both_succeed(aws, datasets, cfg):
     uri = datasets.upload("breast_cancer.csv", (DATA / "breast_cancer.csv").read_bytes())
     barrier = threading.Barrier(2)

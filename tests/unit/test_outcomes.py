@@ -101,11 +101,6 @@ REJECTED = [
         batch(10**400),
         [("actual", 0, "must be a finite number")],
         id="regression-huge-int",
-        marks=pytest.mark.xfail(
-            strict=True,
-            raises=OverflowError,
-            reason="BUG: domain/outcomes.py:22 float(10**400) raises OverflowError instead of a 422 field error",
-        ),
     ),
     pytest.param(
         "int-classes",
@@ -183,11 +178,6 @@ REQUEST_ID_REASON = "must be a request id returned by /predict (1-128 of A-Z a-z
         pytest.param(
             "r-1\n",
             id="trailing-newline",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: domain/outcomes.py:13,81 REQUEST_ID.match with '$' accepts a trailing newline; "
-                "use fullmatch or \\Z",
-            ),
         ),
     ],
 )
