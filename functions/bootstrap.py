@@ -16,7 +16,7 @@ from functions.adapters.outcomes import S3OutcomeStore
 from functions.adapters.registry import S3ModelRegistry
 from functions.domain.card import ModelCard
 from functions.errors import MlopsError, ModelUnavailableError
-from functions.observability import logger, tracer
+from functions.observability import logger, traced
 from functions.services.predict import PredictService, load_serving_model
 from functions.settings import LogOutcomeSettings, PredictSettings
 
@@ -79,11 +79,11 @@ class PredictEnvironment(_Lazy):
             self._service = self._build_or_refuse(self._build)
             return self._service
 
-    @tracer.capture_method(capture_response=False)
     def _build(self) -> PredictService:
         s = self.settings
         started = time.perf_counter()
-        loaded = load_serving_model(self.registry, s.model_name, s.model_version, s.model_alias)
+        with traced("load_model"):
+            loaded = load_serving_model(self.registry, s.model_name, s.model_version, s.model_alias)
         self.capture = CaptureWriter(
             self.s3,
             s.data_bucket,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.domain.card import EstimatorSpec
-from functions.domain.training import TrainingSpec
+from functions.domain.card import EstimatorSpec, TrainingSpec
 
 DEFAULT_MAX_BATCH_ROWS = 1000
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit

@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 
 from functions.config import METRICS_NAMESPACE
 
@@ -25,4 +28,26 @@ logger = Logger(
     service=os.environ.get("POWERTOOLS_SERVICE_NAME", "mlops"), logger_handler=logging.StreamHandler(_CurrentStdout())
 )
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE))
-tracer = Tracer()
+_tracer: Any = None
+
+
+def tracing_enabled() -> bool:
+    """X-Ray tracing runs on Lambda only (and not when POWERTOOLS_TRACE_DISABLED is true)."""
+    disabled = os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").lower() in ("1", "true")
+    return bool(os.environ.get("LAMBDA_TASK_ROOT")) and not disabled
+
+
+@contextmanager
+def traced(name: str) -> Iterator[None]:
+    """An X-Ray subsegment around cold-start work. The Tracer (and the X-Ray SDK, ~0.1-0.3 s to
+    import) is created on first use and only where tracing runs, to keep cold starts short."""
+    global _tracer  # noqa: PLW0603 - one tracer per execution environment, created on first use
+    if not tracing_enabled():
+        yield
+        return
+    if _tracer is None:
+        from aws_lambda_powertools import Tracer
+
+        _tracer = Tracer()
+    with _tracer.provider.in_subsegment(f"## {name}"):
+        yield

@@ -91,6 +91,20 @@ class EstimatorSpec(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class TrainingSpec(BaseModel):
+    """What to train: the task, the target, which columns are categorical, and the estimator."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: Task
+    target: str
+    categorical: list[str] = Field(default_factory=list)
+    estimator: EstimatorSpec
+    validation_fraction: float = Field(default=0.25, gt=0.0, lt=0.9)
+    random_state: int = 42
+    reference_sample_size: int = Field(default=1000, ge=10, le=100_000)
+
+
 class ModelCard(BaseModel):
     """Immutable record of one model version, stored beside its artifact."""
 

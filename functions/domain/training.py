@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
@@ -29,7 +28,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from functions.domain.baseline import compute_baseline
-from functions.domain.card import CLASSIFICATION_TASKS, DriftBaseline, EstimatorSpec, Task
+from functions.domain.card import CLASSIFICATION_TASKS, DriftBaseline, EstimatorSpec, Task, TrainingSpec
 from functions.domain.dataset import Dataset
 from functions.domain.schema import FeatureSchema, FeatureSpec
 from functions.errors import TrainingError
@@ -53,20 +52,6 @@ PRIMARY_METRIC: dict[str, str] = {
     "regression": "rmse",
 }
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss"})
-
-
-class TrainingSpec(BaseModel):
-    """What to train: the task, the target, which columns are categorical, and the estimator."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    task: Task
-    target: str
-    categorical: list[str] = Field(default_factory=list)
-    estimator: EstimatorSpec
-    validation_fraction: float = Field(default=0.25, gt=0.0, lt=0.9)
-    random_state: int = 42
-    reference_sample_size: int = Field(default=1000, ge=10, le=100_000)
 
 
 @dataclass
