@@ -28,6 +28,54 @@ class DemoDataset(BaseModel):
     )
 
 
+class DriftConfig(BaseModel):
+    """drift-check: window, thresholds and schedule (see functions/domain/drift.py for the rule)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schedule: str = "rate(1 hour)"
+    window_hours: float = Field(default=24.0, gt=0)
+    psi_warning: float = 0.1
+    psi_drift: float = 0.2
+    p_value_alpha: float = 0.05
+    correction: str = "benjamini_hochberg"
+    min_rows: int = 200
+    performance_tolerance: float = 0.05
+    prediction_psi_drift: float = 0.2
+    sample_size: int = Field(default=5000, ge=100, description="Reservoir sample of current values for KS.")
+    reports_prefix: str = "reports/drift"
+
+
+class RetrainConfig(BaseModel):
+    """retrain: gates, budgets, the lock and the cooldown."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schedule: str = "rate(7 days)"
+    metric_tolerance: float = Field(default=0.01, ge=0, description="Allowed relative loss of the primary metric.")
+    latency_budget_ms: float = Field(default=50.0, gt=0, description="1-row predict latency budget.")
+    artifact_budget_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    lock_ttl_seconds: int = Field(default=900, gt=0)
+    cooldown_seconds: int = Field(default=3600, ge=0)
+    auto_deploy: bool = True
+    validation_fraction: float = 0.25
+
+
+class RolloutConfig(BaseModel):
+    """rollout: stages, bake time and the checks that roll a canary back."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schedule: str = "rate(2 minutes)"
+    stages: tuple[float, ...] = (0.1, 0.5, 1.0)
+    bake_seconds: float = Field(default=600.0, ge=0)
+    min_requests: int = Field(default=20, ge=0, description="Challenger requests needed before a stage can pass.")
+    max_error_rate: float = Field(default=0.02, ge=0, le=1)
+    max_p99_latency_ms: float = Field(default=1000.0, gt=0)
+    max_prediction_psi: float = Field(default=0.25, gt=0)
+    alias_name: str = "live"
+
+
 class StageConfig(BaseModel):
     """Everything that differs between stages, and everything local and deployed must share."""
 
@@ -50,7 +98,23 @@ class StageConfig(BaseModel):
     capture_max_age_seconds: float = DEFAULT_CAPTURE_MAX_AGE_SECONDS
     metrics_namespace: str = METRICS_NAMESPACE
     log_level: str = "INFO"
+    event_source: str = "mlops"
+    drift: DriftConfig = DriftConfig()
+    retrain: RetrainConfig = RetrainConfig()
+    rollout: RolloutConfig = RolloutConfig()
     demo: DemoDataset = DemoDataset()
+
+    def resource_name(self, what: str) -> str:
+        """Name of a deployed resource (function, bus, alarm) of this stage."""
+        return f"{self.app_name}-{self.stage}-{what}"
+
+    @property
+    def event_bus_name(self) -> str:
+        return self.resource_name("events")
+
+    @property
+    def predict_function_name(self) -> str:
+        return self.resource_name("predict")
 
 
 STAGES: dict[str, StageConfig] = {
@@ -93,6 +157,57 @@ def function_environment(config: StageConfig, function: str) -> dict[str, str]:
             "CAPTURE_SAMPLE_RATE": str(config.capture_sample_rate),
             "CAPTURE_MAX_ROWS": str(config.capture_max_rows),
             "CAPTURE_MAX_AGE_SECONDS": str(config.capture_max_age_seconds),
+        }
+    if function == "drift_check":
+        d = config.drift
+        return {
+            **common,
+            "CAPTURE_PREFIX": config.capture_prefix,
+            "OUTCOMES_PREFIX": config.outcomes_prefix,
+            "REPORTS_PREFIX": d.reports_prefix,
+            "EVENT_BUS_NAME": config.event_bus_name,
+            "EVENT_SOURCE": config.event_source,
+            "WINDOW_HOURS": str(d.window_hours),
+            "PSI_WARNING": str(d.psi_warning),
+            "PSI_DRIFT": str(d.psi_drift),
+            "P_VALUE_ALPHA": str(d.p_value_alpha),
+            "CORRECTION": d.correction,
+            "MIN_ROWS": str(d.min_rows),
+            "PERFORMANCE_TOLERANCE": str(d.performance_tolerance),
+            "PREDICTION_PSI_DRIFT": str(d.prediction_psi_drift),
+            "SAMPLE_SIZE": str(d.sample_size),
+        }
+    if function == "retrain":
+        r = config.retrain
+        return {
+            **common,
+            "CAPTURE_PREFIX": config.capture_prefix,
+            "OUTCOMES_PREFIX": config.outcomes_prefix,
+            "EVENT_BUS_NAME": config.event_bus_name,
+            "EVENT_SOURCE": config.event_source,
+            "METRIC_TOLERANCE": str(r.metric_tolerance),
+            "LATENCY_BUDGET_MS": str(r.latency_budget_ms),
+            "ARTIFACT_BUDGET_BYTES": str(r.artifact_budget_bytes),
+            "LOCK_TTL_SECONDS": str(r.lock_ttl_seconds),
+            "COOLDOWN_SECONDS": str(r.cooldown_seconds),
+            "AUTO_DEPLOY": "true" if r.auto_deploy else "false",
+            "VALIDATION_FRACTION": str(r.validation_fraction),
+        }
+    if function == "rollout":
+        o = config.rollout
+        return {
+            **common,
+            "CAPTURE_PREFIX": config.capture_prefix,
+            "PREDICT_FUNCTION_NAME": config.predict_function_name,
+            "ALIAS_NAME": o.alias_name,
+            "STAGES": ",".join(str(s) for s in o.stages),
+            "BAKE_SECONDS": str(o.bake_seconds),
+            "MIN_REQUESTS": str(o.min_requests),
+            "MAX_ERROR_RATE": str(o.max_error_rate),
+            "MAX_P99_LATENCY_MS": str(o.max_p99_latency_ms),
+            "MAX_PREDICTION_PSI": str(o.max_prediction_psi),
+            "EVENT_BUS_NAME": config.event_bus_name,
+            "EVENT_SOURCE": config.event_source,
         }
     if function == "log_outcome":
         return {

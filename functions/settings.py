@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -37,3 +39,59 @@ class LogOutcomeSettings(_Common):
     outcomes_prefix: str = "outcomes"
     max_outcomes: int = Field(default=config.DEFAULT_MAX_OUTCOMES, ge=1)
     model_alias: str = "champion"
+
+
+class DriftCheckSettings(_Common):
+    """Settings of the drift-check function."""
+
+    model_alias: str = "champion"
+    capture_prefix: str = "capture"
+    outcomes_prefix: str = "outcomes"
+    reports_prefix: str = "reports/drift"
+    event_bus_name: str
+    event_source: str = "mlops"
+    window_hours: float = Field(default=24.0, gt=0)
+    psi_warning: float = 0.1
+    psi_drift: float = 0.2
+    p_value_alpha: float = 0.05
+    correction: Literal["benjamini_hochberg", "bonferroni"] = "benjamini_hochberg"
+    min_rows: int = Field(default=200, ge=1)
+    performance_tolerance: float = Field(default=0.05, ge=0)
+    prediction_psi_drift: float = 0.2
+    sample_size: int = Field(default=5000, ge=100)
+
+
+class RetrainSettings(_Common):
+    """Settings of the retrain function."""
+
+    capture_prefix: str = "capture"
+    outcomes_prefix: str = "outcomes"
+    event_bus_name: str
+    event_source: str = "mlops"
+    metric_tolerance: float = Field(default=0.01, ge=0)
+    latency_budget_ms: float = Field(default=50.0, gt=0)
+    artifact_budget_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    lock_ttl_seconds: int = Field(default=900, gt=0)
+    cooldown_seconds: int = Field(default=3600, ge=0)
+    auto_deploy: bool = True
+    validation_fraction: float = Field(default=0.25, gt=0, lt=0.9)
+
+
+class RolloutSettings(_Common):
+    """Settings of the rollout function."""
+
+    capture_prefix: str = "capture"
+    predict_function_name: str
+    alias_name: str = "live"
+    stages: str = "0.1,0.5,1.0"
+    bake_seconds: float = Field(default=600.0, ge=0)
+    min_requests: int = Field(default=20, ge=0)
+    max_error_rate: float = Field(default=0.02, ge=0, le=1)
+    max_p99_latency_ms: float = Field(default=1000.0, gt=0)
+    max_prediction_psi: float = Field(default=0.25, gt=0)
+    event_bus_name: str
+    event_source: str = "mlops"
+
+    @property
+    def stage_weights(self) -> tuple[float, ...]:
+        return tuple(float(x) for x in self.stages.split(",") if x.strip())
