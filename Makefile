@@ -39,8 +39,9 @@ lint: $(STAMP)  ## ruff
 typecheck: $(STAMP)  ## mypy
 	$(BIN)/mypy functions
 
-bench: $(STAMP)  ## print latency and cold-start figures, write .bench/latest.json
+bench: $(STAMP)  ## print latency, cold-start and drift-check figures, write .bench/latest.json
 	$(BIN)/python -m benchmarks.predict_bench
+	@if [ -f benchmarks/drift_bench.py ]; then $(BIN)/python -m benchmarks.drift_bench; fi
 
 serve: $(STAMP)  ## serve the HTTP API on 127.0.0.1:8080 against moto
 	$(BIN)/mlops serve --port 8080

@@ -31,6 +31,40 @@ def s3_client() -> Any:
     return boto3.session.Session().client("s3", config=_CLIENT_CONFIG)
 
 
+class AwsClients:
+    """The boto3 clients of one execution environment, each created on first use and then reused."""
+
+    def __init__(self, **clients: Any) -> None:
+        self._clients: dict[str, Any] = dict(clients)
+        self._lock = threading.Lock()
+
+    def _get(self, service: str) -> Any:
+        client = self._clients.get(service)
+        if client is None:
+            with self._lock:
+                client = self._clients.get(service)
+                if client is None:
+                    client = boto3.session.Session().client(service, config=_CLIENT_CONFIG)
+                    self._clients[service] = client
+        return client
+
+    @property
+    def s3(self) -> Any:
+        return self._get("s3")
+
+    @property
+    def events(self) -> Any:
+        return self._get("events")
+
+    @property
+    def cloudwatch(self) -> Any:
+        return self._get("cloudwatch")
+
+    @property
+    def lambda_(self) -> Any:
+        return self._get("lambda")
+
+
 class _Lazy:
     """Builds a value on first use; after a failure, retries no more often than every few seconds."""
 

@@ -59,6 +59,7 @@ class RetrainConfig(BaseModel):
     cooldown_seconds: int = Field(default=3600, ge=0)
     auto_deploy: bool = True
     validation_fraction: float = 0.25
+    capture_days: float = 30.0
 
 
 class RolloutConfig(BaseModel):
@@ -192,6 +193,7 @@ def function_environment(config: StageConfig, function: str) -> dict[str, str]:
             "COOLDOWN_SECONDS": str(r.cooldown_seconds),
             "AUTO_DEPLOY": "true" if r.auto_deploy else "false",
             "VALIDATION_FRACTION": str(r.validation_fraction),
+            "CAPTURE_DAYS": str(r.capture_days),
         }
     if function == "rollout":
         o = config.rollout

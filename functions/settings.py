@@ -75,6 +75,7 @@ class RetrainSettings(_Common):
     cooldown_seconds: int = Field(default=3600, ge=0)
     auto_deploy: bool = True
     validation_fraction: float = Field(default=0.25, gt=0, lt=0.9)
+    capture_days: float = Field(default=30.0, gt=0, description="How far back captured rows with outcomes are used.")
 
 
 class RolloutSettings(_Common):
