@@ -69,3 +69,100 @@ class RolloutState(BaseModel):
     def note(self, at: datetime, what: str, weight: float | None = None) -> None:
         self.history.append(RolloutEvent(at=at, what=what, weight=weight))
         del self.history[:-200]
+
+
+class RolloutPolicy(BaseModel):
+    """Stages, bake time and the limits a canary must stay within."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stages: tuple[float, ...] = (0.1, 0.5, 1.0)
+    bake_seconds: float = Field(default=600.0, ge=0)
+    min_requests: int = Field(default=20, ge=0)
+    max_error_rate: float = Field(default=0.02, ge=0, le=1)
+    max_prediction_psi: float = Field(default=0.25, gt=0)
+
+    def model_post_init(self, _context: object) -> None:
+        weights = list(self.stages)
+        if not weights or weights != sorted(weights) or not all(0 < w <= 1 for w in weights) or weights[-1] != 1.0:
+            raise ValueError(f"stages must rise within (0, 1] and end at 1.0, got {weights}")
+
+
+class CanaryChecks(BaseModel):
+    """What the controller observed about the challenger since its current stage began."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alarms_in_alarm: list[str] = Field(default_factory=list)
+    challenger_requests: int = 0
+    challenger_errors: int = 0
+    stable_requests: int = 0
+    stable_errors: int = 0
+    prediction_psi: float | None = None
+
+    @property
+    def challenger_error_rate(self) -> float:
+        total = self.challenger_requests + self.challenger_errors
+        return self.challenger_errors / total if total else 0.0
+
+
+Action = Literal["none", "start", "hold", "advance", "promote", "rollback"]
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Action
+    weight: float | None = None
+    reason: str
+
+
+def decide(state: RolloutState, checks: CanaryChecks | None, policy: RolloutPolicy, now: datetime) -> Decision:
+    """The next step of a rollout.
+
+    Any failed check rolls back at once, whatever the stage; a stage passes only after its bake
+    time and with enough challenger traffic to judge; the last stage (weight 1.0) promotes.
+
+    Args:
+        state: the rollout as stored.
+        checks: observations of the current stage (None when no canary is running).
+        policy: stages, bake time, limits.
+        now: the time of this decision.
+    """
+    if state.paused or state.status not in ("pending", "canary") or (state.status == "canary" and checks is None):
+        reason = "paused by an operator" if state.paused else f"no canary running (status {state.status})"
+        return Decision(action="none", reason=reason)
+    if state.status == "pending" or checks is None:
+        return Decision(action="start", weight=policy.stages[0], reason=f"canary v{state.challenger_version}")
+    failure = canary_failure(checks, policy)
+    if failure is not None:
+        return Decision(action="rollback", weight=0.0, reason=failure)
+    waiting = _waiting(state, checks, policy, now)
+    if waiting is not None:
+        return Decision(action="hold", weight=state.weight, reason=waiting)
+    last = state.stage_index + 1 >= len(policy.stages)
+    if last:
+        return Decision(action="promote", weight=1.0, reason="all stages passed")
+    return Decision(action="advance", weight=policy.stages[state.stage_index + 1], reason="stage passed")
+
+
+def canary_failure(checks: CanaryChecks, policy: RolloutPolicy) -> str | None:
+    """Why the challenger must be rolled back now, or None while it behaves."""
+    if checks.alarms_in_alarm:
+        return f"alarm: {', '.join(sorted(checks.alarms_in_alarm))}"
+    if checks.challenger_requests >= policy.min_requests and checks.challenger_error_rate > policy.max_error_rate:
+        return f"challenger error rate {checks.challenger_error_rate:.1%} > {policy.max_error_rate:.1%}"
+    if checks.prediction_psi is not None and checks.prediction_psi > policy.max_prediction_psi:
+        return (
+            f"prediction distribution differs from the champion's: PSI {checks.prediction_psi:.3f} "
+            f"> {policy.max_prediction_psi}"
+        )
+    return None
+
+
+def _waiting(state: RolloutState, checks: CanaryChecks, policy: RolloutPolicy, now: datetime) -> str | None:
+    if state.stage_started_at is None or (now - state.stage_started_at).total_seconds() < policy.bake_seconds:
+        return "baking"
+    if checks.challenger_requests < policy.min_requests:
+        return f"waiting for traffic: {checks.challenger_requests}/{policy.min_requests} challenger requests"
+    return None
