@@ -208,6 +208,7 @@ def function_environment(config: StageConfig, function: str) -> dict[str, str]:
             "MAX_ERROR_RATE": str(o.max_error_rate),
             "MAX_P99_LATENCY_MS": str(o.max_p99_latency_ms),
             "MAX_PREDICTION_PSI": str(o.max_prediction_psi),
+            "PREDICT_SERVICE_NAME": f"{config.app_name}-predict",
             "EVENT_BUS_NAME": config.event_bus_name,
             "EVENT_SOURCE": config.event_source,
         }

@@ -92,6 +92,9 @@ class RolloutSettings(_Common):
     max_prediction_psi: float = Field(default=0.25, gt=0)
     event_bus_name: str
     event_source: str = "mlops"
+    predict_service_name: str = Field(default="mlops-predict", description="POWERTOOLS_SERVICE_NAME of predict.")
+    powertools_metrics_namespace: str = "ServerlessMLOps"
+    alarm_topic_arn: str | None = None
 
     @property
     def stage_weights(self) -> tuple[float, ...]:

@@ -156,6 +156,20 @@ class S3ModelRegistry:
                 continue  # registration died between artifact and card
         return cards
 
+    def set_status(self, name: str, version: int, status: str, reason: str) -> None:
+        """Record a version's current status (the card itself is immutable), e.g. rejected with a reason."""
+        self.get_card(name, version)
+        body = json.dumps(
+            {"version": version, "status": status, "reason": reason, "at": datetime.now(UTC).isoformat()}, indent=2
+        ).encode()
+        key = f"{self._prefix(name)}versions/{version}/status.json"
+        put_bytes(self._s3, self.bucket, key, body, content_type="application/json")
+
+    def get_status(self, name: str, version: int) -> dict[str, Any] | None:
+        """The status recorded by ``set_status``, or None when the version still has its card's status."""
+        found = get_bytes(self._s3, self.bucket, f"{self._prefix(name)}versions/{version}/status.json")
+        return None if found is None else dict(json.loads(found[0]))
+
     def list_models(self) -> list[str]:
         return [p.rstrip("/").rsplit("/", 1)[-1] for p in list_prefixes(self._s3, self.bucket, "models/")]
 

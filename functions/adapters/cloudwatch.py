@@ -1,0 +1,88 @@
+"""CloudWatch: the canary's alarms and the metric sums the rollout controller reads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from functions.errors import StorageError
+
+
+def dimensions(values: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Name": k, "Value": v} for k, v in sorted(values.items())]
+
+
+class CloudWatchAdapter:
+    """Metric alarms and statistics for one namespace."""
+
+    def __init__(self, cloudwatch: Any, namespace: str) -> None:
+        self._cw = cloudwatch
+        self.namespace = namespace
+
+    def _call(self, what: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self._cw, what)(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cloudwatch {what} failed: {type(exc).__name__}") from exc
+
+    def put_alarm(
+        self,
+        name: str,
+        metric: str,
+        dims: Mapping[str, str],
+        threshold: float,
+        *,
+        statistic: str = "Sum",
+        period: int = 60,
+        evaluation_periods: int = 1,
+        description: str = "",
+        actions: list[str] | None = None,
+    ) -> None:
+        """Create or replace an alarm on ``metric > threshold`` (missing data is not breaching)."""
+        kwargs: dict[str, Any] = {
+            "AlarmName": name,
+            "AlarmDescription": description,
+            "Namespace": self.namespace,
+            "MetricName": metric,
+            "Dimensions": dimensions(dims),
+            "Period": period,
+            "EvaluationPeriods": evaluation_periods,
+            "Threshold": threshold,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": actions or [],
+        }
+        if statistic.startswith("p"):
+            kwargs["ExtendedStatistic"] = statistic
+        else:
+            kwargs["Statistic"] = statistic
+        self._call("put_metric_alarm", **kwargs)
+
+    def delete_alarms(self, names: list[str]) -> None:
+        if names:
+            self._call("delete_alarms", AlarmNames=names)
+
+    def alarms_in_alarm(self, names: list[str]) -> list[str]:
+        if not names:
+            return []
+        response = self._call("describe_alarms", AlarmNames=names)
+        return [a["AlarmName"] for a in response.get("MetricAlarms", []) if a.get("StateValue") == "ALARM"]
+
+    def total(self, metric: str, dims: Mapping[str, str], start: datetime, end: datetime) -> float:
+        """Sum of ``metric`` with exactly ``dims`` between ``start`` and ``end``."""
+        seconds = max(60, int((end - start).total_seconds()))
+        period = max(60, (seconds // 60 + 1) * 60)
+        response = self._call(
+            "get_metric_statistics",
+            Namespace=self.namespace,
+            MetricName=metric,
+            Dimensions=dimensions(dims),
+            StartTime=start,
+            EndTime=end,
+            Period=period,
+            Statistics=["Sum"],
+        )
+        return float(sum(point.get("Sum", 0.0) for point in response.get("Datapoints", [])))

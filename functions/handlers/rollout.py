@@ -1,0 +1,115 @@
+"""rollout: every few minutes (EventBridge schedule) one tick of the canary controller; operators send commands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict
+
+from functions.adapters.capture_reader import S3CaptureReader
+from functions.adapters.cloudwatch import CloudWatchAdapter
+from functions.adapters.events import EventBridgePublisher
+from functions.adapters.lambda_alias import LambdaAliasDeployer
+from functions.adapters.registry import S3ModelRegistry
+from functions.adapters.rollout_state import S3RolloutStore
+from functions.bootstrap import AwsClients
+from functions.domain.rollout import RolloutPolicy
+from functions.observability import logger, metrics
+from functions.services import rollout
+from functions.settings import RolloutSettings
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+class OperatorCommand(BaseModel):
+    """An operator's invocation: ``{"action": "promote" | "rollback" | "pause" | "resume" | "status"}``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    action: Literal["tick", "promote", "rollback", "pause", "resume", "status"] = "tick"
+    reason: str = "rolled back by an operator"
+
+
+def build_ports(settings: RolloutSettings, clients: AwsClients, namespace: str, service: str) -> rollout.RolloutPorts:
+    return rollout.RolloutPorts(
+        store=S3RolloutStore(clients.s3, settings.registry_bucket),
+        registry=S3ModelRegistry(clients.s3, settings.registry_bucket),
+        deployer=LambdaAliasDeployer(clients.lambda_, settings.predict_function_name, settings.alias_name),
+        cloudwatch=CloudWatchAdapter(clients.cloudwatch, namespace),
+        capture=S3CaptureReader(clients.s3, settings.data_bucket, settings.capture_prefix),
+        publisher=EventBridgePublisher(clients.events, settings.event_bus_name, settings.event_source),
+        service_dimension=settings.predict_service_name,
+        alarm_prefix=f"{settings.predict_function_name}-canary",
+        max_p99_latency_ms=settings.max_p99_latency_ms,
+        alarm_actions=[settings.alarm_topic_arn] if settings.alarm_topic_arn else [],
+    )
+
+
+def policy_of(settings: RolloutSettings) -> RolloutPolicy:
+    return RolloutPolicy(
+        stages=settings.stage_weights,
+        bake_seconds=settings.bake_seconds,
+        min_requests=settings.min_requests,
+        max_error_rate=settings.max_error_rate,
+        max_prediction_psi=settings.max_prediction_psi,
+    )
+
+
+class RolloutFunction:
+    """One rollout execution environment."""
+
+    def __init__(self, settings: RolloutSettings, clients: AwsClients, namespace: str) -> None:
+        self.settings = settings
+        self.ports = build_ports(settings, clients, namespace, settings.predict_service_name)
+        self.policy = policy_of(settings)
+
+    def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        command = OperatorCommand.model_validate(event.get("detail") if "detail-type" in event else event)
+        name = self.settings.model_name
+        if command.action == "status":
+            return {"action": "status", "state": self.ports.store.load(name)[0].model_dump(mode="json")}
+        if command.action == "promote":
+            result = rollout.promote(self.ports, name, self.policy)
+        elif command.action == "rollback":
+            result = rollout.rollback(self.ports, name, command.reason)
+        elif command.action in ("pause", "resume"):
+            result = rollout.pause(self.ports, name, command.action == "pause")
+        else:
+            result = rollout.tick(self.ports, name, self.policy)
+        metrics.add_dimension(name="model_name", value=name)
+        metrics.add_metric(name="RolloutWeight", unit="None", value=result.state.weight)
+        if result.action == "rollback":
+            metrics.add_metric(name="Rollbacks", unit="Count", value=1)
+        logger.info(
+            "rollout tick",
+            extra={
+                "action": result.action,
+                "reason": result.reason,
+                "status": result.state.status,
+                "weight": result.state.weight,
+            },
+        )
+        return result.as_dict()
+
+
+def instrument(function: RolloutFunction) -> Handler:
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return function.handle(event, context)
+
+    return handler
+
+
+_default: Handler | None = None
+
+
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    global _default  # noqa: PLW0603 - one handler per execution environment, created on first use
+    if _default is None:
+        settings = RolloutSettings()
+        _default = instrument(RolloutFunction(settings, AwsClients(), settings.powertools_metrics_namespace))
+    return _default(event, context)

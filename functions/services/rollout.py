@@ -1,0 +1,296 @@
+"""The rollout controller: one idempotent tick at a time, plus the operator's commands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from functions.adapters.capture_reader import S3CaptureReader
+from functions.adapters.cloudwatch import CloudWatchAdapter
+from functions.adapters.events import ROLLOUT_FINISHED, EventBridgePublisher
+from functions.adapters.lambda_alias import LambdaAliasDeployer
+from functions.adapters.registry import S3ModelRegistry
+from functions.adapters.rollout_state import S3RolloutStore
+from functions.domain.baseline import bin_counts
+from functions.domain.card import ModelCard
+from functions.domain.rollout import CanaryChecks, Decision, RollbackRecord, RolloutPolicy, RolloutState, decide
+from functions.errors import ConcurrentUpdateError, MlopsError
+
+
+class RolloutError(MlopsError):
+    """An operator command that does not fit the rollout's current state."""
+
+    code = "rollout_error"
+
+
+@dataclass
+class RolloutPorts:
+    """Everything the controller talks to."""
+
+    store: S3RolloutStore
+    registry: S3ModelRegistry
+    deployer: LambdaAliasDeployer
+    cloudwatch: CloudWatchAdapter
+    capture: S3CaptureReader
+    publisher: EventBridgePublisher | None = None
+    service_dimension: str = "mlops-predict"
+    alarm_prefix: str = "mlops-canary"
+    max_p99_latency_ms: float = 1000.0
+    alarm_actions: list[str] = field(default_factory=list)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+@dataclass
+class TickResult:
+    action: str
+    reason: str
+    state: RolloutState
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "reason": self.reason, "state": self.state.model_dump(mode="json")}
+
+
+# -- observations -------------------------------------------------------------------------------
+def _dims(ports: RolloutPorts, model_name: str, version: int) -> dict[str, str]:
+    return {"model_name": model_name, "model_version": str(version), "service": ports.service_dimension}
+
+
+def alarm_names(ports: RolloutPorts, model_name: str, version: int) -> list[str]:
+    base = f"{ports.alarm_prefix}-{model_name}-v{version}"
+    return [f"{base}-errors", f"{base}-p99-latency"]
+
+
+def _create_alarms(ports: RolloutPorts, model_name: str, version: int) -> None:
+    errors, latency = alarm_names(ports, model_name, version)
+    dims = _dims(ports, model_name, version)
+    ports.cloudwatch.put_alarm(
+        errors,
+        "Errors",
+        dims,
+        0.0,
+        description=f"5xx on the canary of {model_name} v{version}",
+        actions=ports.alarm_actions,
+    )
+    ports.cloudwatch.put_alarm(
+        latency,
+        "PredictLatency",
+        dims,
+        ports.max_p99_latency_ms,
+        statistic="p99",
+        description=f"p99 latency of the canary of {model_name} v{version}",
+        actions=ports.alarm_actions,
+    )
+
+
+def _prediction_values(card: ModelCard, probabilities: list[list[float]] | None, predictions: list[Any]) -> list[Any]:
+    if card.task == "binary_classification" and probabilities is not None:
+        return [p[1] for p in probabilities]
+    return list(predictions)
+
+
+def prediction_psi(
+    ports: RolloutPorts, champion: ModelCard, challenger_version: int, *, start: datetime, end: datetime, min_rows: int
+) -> float | None:
+    """PSI of the challenger's outputs against the champion's on the same period (None if too few rows)."""
+    from functions.domain.drift import psi
+
+    sides: dict[int, list[Any]] = {champion.version: [], challenger_version: []}
+    for request in ports.capture.iter_requests(champion.name, start, end):
+        if request.model_version in sides:
+            sides[request.model_version].extend(
+                _prediction_values(champion, request.probabilities, request.predictions)
+            )
+    stable, canary = sides[champion.version], sides[challenger_version]
+    if len(stable) < max(min_rows, 1) or len(canary) < max(min_rows, 1):
+        return None
+    baseline = champion.baseline.prediction
+    if champion.task == "multiclass_classification" or baseline.edges is None:
+        labels = [str(c) for c in (champion.classes or sorted({str(v) for v in stable}))]
+        index = {label: i for i, label in enumerate(labels)}
+
+        def counts(values: list[Any]) -> np.ndarray:
+            out = np.zeros(len(labels) + 1)
+            for value in values:
+                out[index.get(str(value), len(labels))] += 1
+            return out
+
+        return float(psi(counts(stable) + 0.0, counts(canary)))
+    edges = np.asarray(baseline.edges)
+    return float(
+        psi(bin_counts(np.asarray(stable, dtype=float), edges), bin_counts(np.asarray(canary, dtype=float), edges))
+    )
+
+
+def observe(ports: RolloutPorts, state: RolloutState, policy: RolloutPolicy, now: datetime) -> CanaryChecks:
+    """Alarms, error counts and the prediction distribution of the current stage."""
+    assert state.challenger_version is not None and state.champion_version is not None
+    start = state.stage_started_at or state.started_at or now
+    name = state.model_name
+    canary, stable = state.challenger_version, state.champion_version
+    champion = ports.registry.get_card(name, stable)
+    cw = ports.cloudwatch
+    return CanaryChecks(
+        alarms_in_alarm=cw.alarms_in_alarm(alarm_names(ports, name, canary)),
+        challenger_requests=int(cw.total("Predictions", _dims(ports, name, canary), start, now)),
+        challenger_errors=int(cw.total("Errors", _dims(ports, name, canary), start, now)),
+        stable_requests=int(cw.total("Predictions", _dims(ports, name, stable), start, now)),
+        stable_errors=int(cw.total("Errors", _dims(ports, name, stable), start, now)),
+        prediction_psi=prediction_psi(ports, champion, canary, start=start, end=now, min_rows=policy.min_requests),
+    )
+
+
+# -- steps ----------------------------------------------------------------------------------------
+def _start(ports: RolloutPorts, state: RolloutState, policy: RolloutPolicy, now: datetime) -> None:
+    assert state.challenger_version is not None
+    name = state.model_name
+    if state.champion_version is None:
+        state.champion_version = ports.registry.get_aliases(name).get("champion")
+    routing = ports.deployer.routing()
+    canary_fn = ports.deployer.publish_pinned(state.challenger_version)
+    stable_fn = routing.stable_version if routing.stable_version != canary_fn else state.stable_function_version
+    if stable_fn is None:
+        raise RolloutError(f"the alias already serves v{state.challenger_version}; nothing to canary")
+    _create_alarms(ports, name, state.challenger_version)
+    ports.deployer.set_canary(stable_fn, canary_fn, policy.stages[0])
+    state.status, state.stage_index, state.weight = "canary", 0, policy.stages[0]
+    state.stable_function_version, state.canary_function_version = stable_fn, canary_fn
+    state.started_at = state.stage_started_at = now
+    state.note(now, f"canary of v{state.challenger_version} (Lambda version {canary_fn}) started", policy.stages[0])
+
+
+def _advance(ports: RolloutPorts, state: RolloutState, decision: Decision, now: datetime) -> None:
+    assert state.stable_function_version and state.canary_function_version and decision.weight is not None
+    ports.deployer.set_canary(state.stable_function_version, state.canary_function_version, decision.weight)
+    state.stage_index += 1
+    state.weight, state.stage_started_at = decision.weight, now
+    state.note(
+        now, f"stage {state.stage_index + 1}: {decision.weight:.0%} to v{state.challenger_version}", decision.weight
+    )
+
+
+def _promote(ports: RolloutPorts, state: RolloutState, now: datetime, reason: str) -> None:
+    assert state.canary_function_version and state.challenger_version is not None
+    name, version = state.model_name, state.challenger_version
+    ports.deployer.route_all(state.canary_function_version)
+    aliases = ports.registry.get_aliases(name)
+    if aliases.get("champion") != version:
+        ports.registry.set_aliases(
+            name,
+            {"champion": version, "previous": state.champion_version, "challenger": None},
+            expect={"champion": state.champion_version},
+            reason=f"rollout promoted v{version}: {reason}",
+        )
+    ports.registry.set_status(name, version, "champion", reason)
+    ports.cloudwatch.delete_alarms(alarm_names(ports, name, version))
+    state.status, state.weight, state.finished_at = "promoted", 1.0, now
+    state.note(now, f"v{version} promoted to champion ({reason})", 1.0)
+
+
+def _rollback(ports: RolloutPorts, state: RolloutState, now: datetime, reason: str) -> None:
+    assert state.stable_function_version and state.challenger_version is not None
+    name, version = state.model_name, state.challenger_version
+    weight = state.weight
+    ports.deployer.route_all(state.stable_function_version)
+    reverted = ports.clock()
+    aliases = ports.registry.get_aliases(name)
+    if aliases.get("challenger") == version:
+        try:
+            ports.registry.set_aliases(
+                name, {"challenger": None}, expect={"challenger": version}, reason=f"rolled back: {reason}"
+            )
+        except ConcurrentUpdateError:
+            pass  # someone moved the challenger meanwhile; the rollback itself is done
+    ports.registry.set_status(name, version, "rejected", f"rolled back during canary: {reason}")
+    ports.cloudwatch.delete_alarms(alarm_names(ports, name, version))
+    state.rollbacks.append(
+        RollbackRecord(
+            challenger_version=version,
+            reason=reason,
+            canary_started_at=state.started_at or now,
+            detected_at=now,
+            reverted_at=reverted,
+            weight_at_detection=weight,
+        )
+    )
+    state.status, state.weight, state.finished_at = "rolled_back", 0.0, reverted
+    state.note(reverted, f"v{version} rolled back: {reason}", 0.0)
+
+
+# -- entry points -----------------------------------------------------------------------------------
+def tick(ports: RolloutPorts, model_name: str, policy: RolloutPolicy) -> TickResult:
+    """Look at the rollout once and take at most one step. Safe to run twice or concurrently:
+    every AWS change is idempotent and the state is saved by compare-and-swap."""
+    now = ports.clock()
+    state, etag = ports.store.load(model_name)
+    checks = observe(ports, state, policy, now) if state.status == "canary" and not state.paused else None
+    decision = decide(state, checks, policy, now)
+    if decision.action in ("none", "hold"):
+        return TickResult(decision.action, decision.reason, state)
+    if decision.action == "start":
+        _start(ports, state, policy, now)
+    elif decision.action == "advance":
+        _advance(ports, state, decision, now)
+    elif decision.action == "promote":
+        _promote(ports, state, now, decision.reason)
+    else:
+        _rollback(ports, state, now, decision.reason)
+    ports.store.save(state, etag)
+    if decision.action in ("promote", "rollback") and ports.publisher is not None:
+        ports.publisher.publish(
+            ROLLOUT_FINISHED,
+            {
+                "model_name": model_name,
+                "version": state.challenger_version,
+                "outcome": state.status,
+                "reason": decision.reason,
+            },
+        )
+    return TickResult(decision.action, decision.reason, state)
+
+
+def promote(ports: RolloutPorts, model_name: str, policy: RolloutPolicy) -> TickResult:
+    """Operator: finish a running canary now, or start the canary of a waiting challenger."""
+    now = ports.clock()
+    state, etag = ports.store.load(model_name)
+    if state.status == "canary":
+        _promote(ports, state, now, "promoted by an operator")
+        ports.store.save(state, etag)
+        return TickResult("promote", "promoted by an operator", state)
+    challenger = ports.registry.get_aliases(model_name).get("challenger")
+    if challenger is None:
+        raise RolloutError(f"{model_name} has no challenger to promote and no canary running")
+    champion = ports.registry.get_aliases(model_name).get("champion")
+    if not ports.store.request(model_name, challenger, champion, "requested by an operator"):
+        raise RolloutError("a rollout is already pending")
+    return TickResult(
+        "requested", f"canary of v{challenger} requested; the next tick starts it", ports.store.load(model_name)[0]
+    )
+
+
+def rollback(ports: RolloutPorts, model_name: str, reason: str = "rolled back by an operator") -> TickResult:
+    """Operator: end a running canary now (weight to 0, challenger rejected)."""
+    now = ports.clock()
+    state, etag = ports.store.load(model_name)
+    if state.status not in ("canary", "pending"):
+        raise RolloutError(f"no canary of {model_name} is running (status {state.status})")
+    if state.status == "pending":
+        state.status, state.finished_at = "rolled_back", now
+        state.note(now, f"pending rollout of v{state.challenger_version} cancelled: {reason}")
+    else:
+        _rollback(ports, state, now, reason)
+    ports.store.save(state, etag)
+    return TickResult("rollback", reason, state)
+
+
+def pause(ports: RolloutPorts, model_name: str, paused: bool = True) -> TickResult:
+    """Operator: hold the rollout where it is (weights unchanged) or let it go on."""
+    now = ports.clock()
+    state, etag = ports.store.load(model_name)
+    state.paused = paused
+    state.note(now, "paused by an operator" if paused else "resumed by an operator", state.weight)
+    ports.store.save(state, etag)
+    return TickResult("pause" if paused else "resume", "operator", state)
