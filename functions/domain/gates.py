@@ -68,14 +68,16 @@ def _metric_gate(
     check.update(limit=limit, passed=passed)
     if passed:
         return check, None
-    worse_by = abs(candidate - champion) / abs(champion) if champion else math.inf
+    gap = abs(candidate - champion)
+    worse_by = f"{gap / abs(champion):.1%}" if champion else f"{gap:.4g}"
     return check, (
         f"{name} {candidate:.4g} is worse than the champion's {champion:.4g} ({direction} is better) by "
-        f"{worse_by:.1%}, more than the {tolerance:.1%} tolerance"
+        f"{worse_by}, more than the {tolerance:.1%} tolerance"
     )
 
 
 def evaluate_gates(
+    *,
     candidate_metric: float,
     champion_metric: float | None,
     metric_name: str,
@@ -87,7 +89,7 @@ def evaluate_gates(
     policy: GatePolicy,
     schema_detail: str = "",
 ) -> GateDecision:
-    """Decide whether a candidate may be registered, gate by gate.
+    """Decide whether a candidate may be registered, gate by gate (arguments by keyword only: they are many).
 
     Args:
         candidate_metric: the candidate's primary metric on the held-out data.
@@ -169,10 +171,8 @@ def compare_schemas(
         parts.append("removed " + ", ".join(removed))
     if retyped:
         parts.append("changed kind of " + ", ".join(f"{n} ({theirs[n]} -> {ours[n]})" for n in retyped))
-    common = [n for n in candidate.names if n in theirs]
-    if not parts and common != [n for n in champion.names if n in ours]:
+    reordered = [n for n in candidate.names if n in theirs] != [n for n in champion.names if n in ours]
+    if reordered:
         parts.append("reordered the features")
-    detail = "; ".join(parts)
     undeclared = (set(added) | set(removed) | set(retyped)) - declared
-    reordered = parts == ["reordered the features"]
-    return (not undeclared and not reordered), detail
+    return not undeclared and not reordered, "; ".join(parts)
