@@ -38,7 +38,8 @@ class AwsClients:
         self._clients: dict[str, Any] = dict(clients)
         self._lock = threading.Lock()
 
-    def _get(self, service: str) -> Any:
+    def client(self, service: str) -> Any:
+        """The client of ``service``, created on first use."""
         client = self._clients.get(service)
         if client is None:
             with self._lock:
@@ -50,19 +51,19 @@ class AwsClients:
 
     @property
     def s3(self) -> Any:
-        return self._get("s3")
+        return self.client("s3")
 
     @property
     def events(self) -> Any:
-        return self._get("events")
+        return self.client("events")
 
     @property
     def cloudwatch(self) -> Any:
-        return self._get("cloudwatch")
+        return self.client("cloudwatch")
 
     @property
     def lambda_(self) -> Any:
-        return self._get("lambda")
+        return self.client("lambda")
 
 
 class _Lazy:

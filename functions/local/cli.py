@@ -29,8 +29,8 @@ def _port_open(port: int) -> bool:
 
 @contextmanager
 def aws_target(args: argparse.Namespace, config: StageConfig) -> Iterator[Any]:
-    """An S3 client for the chosen target: real AWS, an endpoint, a running ``mlops serve``, or a throw-away moto."""
-    from functions.local.runtime import MotoServer, ensure_buckets, use_endpoint
+    """AWS clients for the chosen target: real AWS, an endpoint, a running ``mlops serve``, or a throw-away moto."""
+    from functions.local.runtime import MotoServer, ensure_resources, use_endpoint
 
     embedded: MotoServer | None = None
     endpoint = args.endpoint_url or os.environ.get("MLOPS_ENDPOINT_URL")
@@ -46,13 +46,13 @@ def aws_target(args: argparse.Namespace, config: StageConfig) -> Iterator[Any]:
         embedded = MotoServer()
         use_endpoint(embedded.start(), config.region)
         _say("target: a throw-away in-process moto (no `mlops serve` running); nothing is kept after this command")
-    from functions.bootstrap import s3_client
+    from functions.bootstrap import AwsClients
 
-    s3 = s3_client()
+    clients = AwsClients()
     try:
         if embedded is not None:
-            ensure_buckets(s3, config)
-        yield s3
+            ensure_resources(clients, config)
+        yield clients
     finally:
         if embedded is not None:
             embedded.stop()
@@ -124,9 +124,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         estimator=estimator,
     )
     name = args.model_name or config.model_name
-    with aws_target(args, config) as s3:
-        registry = S3ModelRegistry(s3, config.registry_bucket)
-        datasets = S3DatasetStore(s3, config.data_bucket, config.datasets_prefix)
+    with aws_target(args, config) as clients:
+        registry = S3ModelRegistry(clients.s3, config.registry_bucket)
+        datasets = S3DatasetStore(clients.s3, config.data_bucket, config.datasets_prefix)
         source = args.data or str(DATA_DIR / config.demo.file)
         if source.startswith("s3://"):
             uri = source
@@ -160,8 +160,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     from functions.adapters.registry import S3ModelRegistry
 
     config = stage_config(args.stage)
-    with aws_target(args, config) as s3:
-        registry = S3ModelRegistry(s3, config.registry_bucket)
+    with aws_target(args, config) as clients:
+        registry = S3ModelRegistry(clients.s3, config.registry_bucket)
         names = [args.model_name] if args.model_name else registry.list_models()
         if not names:
             print("the registry is empty: run `mlops train` (or `mlops serve`, which trains a first model)")
@@ -183,7 +183,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_invoke(args: argparse.Namespace) -> int:
     from functions.local.events import load_event
-    from functions.local.runtime import FunctionHost, bootstrap_model
+    from functions.local.host import FunctionHost
+    from functions.local.runtime import bootstrap_model
 
     function = FUNCTIONS.get(args.function)
     if function is None:
@@ -195,10 +196,10 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         _say(f"error: cannot read event {args.event}: {exc}")
         return 2
     config = stage_config(args.stage)
-    with aws_target(args, config) as s3:
+    with aws_target(args, config) as clients:
         if not args.aws:
-            bootstrap_model(s3, config, _say)
-        host = FunctionHost(config, s3)
+            bootstrap_model(clients.s3, config, _say)
+        host = FunctionHost(config, clients)
         response = host.invoke(function, event)
         host.flush()
     body = response.get("body")

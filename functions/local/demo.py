@@ -179,7 +179,7 @@ def run_demo(config: StageConfig, rows: int = 200) -> int:
             f"duplicate_batch={again['duplicate_batch']}"
         )
 
-        runtime.host.flush() if runtime.host else None
+        runtime.sync_cloudwatch()
         objects, captured_rows, captured_ids = _count_capture(runtime, config)
         stored = S3OutcomeStore(runtime.s3, config.data_bucket, config.outcomes_prefix).read_all(config.model_name)
         joined = len(captured_ids & stored.keys())

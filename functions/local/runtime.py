@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
-import base64
+import io
 import json
 import os
 import sys
-import threading
+import uuid
+import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import parse_qsl, urlsplit
 
+from functions.bootstrap import AwsClients
 from functions.config import StageConfig, function_environment
+from functions.local.gateway import ApiServer
+from functions.local.host import FunctionHost
+from functions.local.observability import LocalMetrics, OutputRouter
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
-API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
-ROUTES: dict[tuple[str, str], str] = {
-    ("POST", "/predict"): "predict",
-    ("GET", "/model"): "predict",
-    ("GET", "/health"): "predict",
-    ("POST", "/outcomes"): "log_outcome",
-}
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+LAMBDA_ROLE = "mlops-local-lambda"
 
 
 def use_endpoint(endpoint_url: str, region: str) -> None:
@@ -62,188 +58,8 @@ class MotoServer:
         self._server.stop()
 
 
-@dataclass
-class LocalMetrics:
-    """EMF metric records the handlers printed, kept so the local runtime can report and alarm on them."""
-
-    records: list[dict[str, Any]] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def record(self, emf: dict[str, Any]) -> None:
-        with self._lock:
-            self.records.append(emf)
-
-    def total(self, name: str, **dimensions: str) -> float:
-        """Sum of metric ``name`` over records whose dimensions include ``dimensions``."""
-        with self._lock:
-            records = list(self.records)
-        out = 0.0
-        for rec in records:
-            if name in rec and all(str(rec.get(k)) == v for k, v in dimensions.items()):
-                value = rec[name]
-                out += sum(value) if isinstance(value, list) else float(value)
-        return out
-
-
-class OutputRouter:
-    """Stands in for ``sys.stdout``: EMF lines go to metrics, JSON log lines to ``logs``, the rest through."""
-
-    def __init__(self, passthrough: IO[str], metrics: LocalMetrics, logs: IO[str] | None) -> None:
-        self._passthrough = passthrough
-        self._metrics = metrics
-        self._logs = logs
-        self._pending = threading.local()
-
-    def write(self, text: str) -> int:
-        buf = getattr(self._pending, "buf", "") + text
-        *lines, rest = buf.split("\n")
-        self._pending.buf = rest
-        for line in lines:
-            self._route(line)
-        return len(text)
-
-    def _route(self, line: str) -> None:
-        if line.startswith('{"_aws"'):
-            self._metrics.record(json.loads(line))
-        elif line.startswith('{"level"'):
-            if self._logs is not None:
-                self._logs.write(line + "\n")
-                self._logs.flush()
-        else:
-            self._passthrough.write(line + "\n")
-
-    def flush(self) -> None:
-        self._passthrough.flush()
-
-    def isatty(self) -> bool:
-        return self._passthrough.isatty()
-
-
-class FunctionHost:
-    """The deployed functions, each as one execution environment, invoked one request at a time."""
-
-    def __init__(self, config: StageConfig, s3: Any) -> None:
-        from functions.bootstrap import OutcomeEnvironment, PredictEnvironment
-        from functions.handlers import log_outcome, predict
-        from functions.settings import LogOutcomeSettings, PredictSettings
-
-        self.config = config
-        self.predict_env = PredictEnvironment(
-            PredictSettings.model_validate(_settings_kwargs(config, "predict")), s3=s3
-        )
-        self.outcome_env = OutcomeEnvironment(
-            LogOutcomeSettings.model_validate(_settings_kwargs(config, "log_outcome")), s3=s3
-        )
-        self.handlers: dict[str, Handler] = {
-            "predict": predict.instrument(predict.PredictFunction(self.predict_env)),
-            "log_outcome": log_outcome.instrument(log_outcome.LogOutcomeFunction(self.outcome_env)),
-        }
-        # One lock: a Lambda execution environment serves one request at a time, and Powertools
-        # Metrics keeps its buffer in class state shared by every function in this process.
-        self._lock = threading.Lock()
-
-    def invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
-        from functions.local.events import LocalContext
-
-        with self._lock:
-            return self.handlers[function](event, LocalContext(function_name=f"{self.config.app_name}-{function}"))
-
-    def flush(self) -> None:
-        if self.predict_env.capture is not None:
-            self.predict_env.capture.flush()
-
-
-def _settings_kwargs(config: StageConfig, function: str) -> dict[str, str]:
-    return {k.lower(): v for k, v in function_environment(config, function).items()}
-
-
-class _ApiRequestHandler(BaseHTTPRequestHandler):
-    server: _ApiServer
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_PUT(self) -> None:
-        self._serve("PUT")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
-
-    def _serve(self, method: str) -> None:
-        from functions.local.events import api_gateway_event
-
-        url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > API_GATEWAY_MAX_BODY:
-            self._reply(
-                413,
-                {"Content-Type": "application/json"},
-                json.dumps({"code": "payload_too_large", "message": "request body exceeds 10 MB"}).encode(),
-            )
-            self.close_connection = True
-            return
-        raw = self.rfile.read(length) if length else b""
-        function = ROUTES.get((method, url.path), "predict")
-        try:
-            body, encoded = (raw.decode("utf-8") if raw else None), False
-        except UnicodeDecodeError:
-            body, encoded = base64.b64encode(raw).decode(), True
-        event = api_gateway_event(
-            method,
-            url.path,
-            body,
-            headers=dict(self.headers.items()),
-            query=dict(parse_qsl(url.query)),
-            source_ip=self.client_address[0],
-        )
-        event["isBase64Encoded"] = encoded
-        try:
-            response = self.server.host.invoke(function, event)
-        except Exception:  # noqa: BLE001 - a crashed invocation is a 502 at API Gateway too
-            import traceback
-
-            traceback.print_exc()
-            response = {
-                "statusCode": 502,
-                "headers": {"Content-Type": "application/json"},
-                "body": json.dumps({"message": "Internal server error"}),
-            }
-        payload = response.get("body") or ""
-        data = payload.encode() if isinstance(payload, str) else payload
-        if response.get("isBase64Encoded"):
-            data = base64.b64decode(data)
-        headers = {k: v for k, v in (response.get("headers") or {}).items() if isinstance(v, str)}
-        headers["x-amzn-RequestId"] = event["requestContext"]["requestId"]
-        self._reply(int(response.get("statusCode", 502)), headers, data)
-
-    def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
-        if self.server.access_log is not None:
-            self.server.access_log(f"{self.address_string()} {format % args}")
-
-
-class _ApiServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, port: int, host: FunctionHost, access_log: Callable[[str], None] | None) -> None:
-        super().__init__(("127.0.0.1", port), _ApiRequestHandler)
-        self.host = host
-        self.access_log = access_log
-
-
 class LocalRuntime:
-    """moto + buckets + a first model + the HTTP API on 127.0.0.1; a context manager that cleans up."""
+    """moto + the stack's resources + a first model + the HTTP API on 127.0.0.1; a context manager."""
 
     def __init__(
         self,
@@ -254,6 +70,7 @@ class LocalRuntime:
         log_stream: IO[str] | None = None,
         access_log: Callable[[str], None] | None = None,
         progress: Callable[[str], None] = print,
+        seed: int | None = None,
     ) -> None:
         self.config = config
         self.port = port
@@ -262,37 +79,38 @@ class LocalRuntime:
         self._log_stream = log_stream
         self._access_log = access_log
         self._progress = progress
+        self._seed = seed
         self._saved_stdout: Any = None
-        self._server: _ApiServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ApiServer | None = None
         self.host: FunctionHost | None = None
-        self.s3: Any = None
+        self.clients: AwsClients | None = None
+
+    @property
+    def s3(self) -> Any:
+        assert self.clients is not None
+        return self.clients.s3
 
     @property
     def api_url(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url
 
     def start(self) -> LocalRuntime:
         endpoint = self.moto.start()
         use_endpoint(endpoint, self.config.region)
-        from functions.bootstrap import s3_client
-
-        self.s3 = s3_client()
-        ensure_buckets(self.s3, self.config)
+        self.clients = AwsClients()
+        ensure_resources(self.clients, self.config)
         bootstrap_model(self.s3, self.config, self._progress)
         self._saved_stdout = sys.stdout
         sys.stdout = OutputRouter(self._saved_stdout, self.metrics, self._log_stream)
-        self.host = FunctionHost(self.config, self.s3)
-        self._server = _ApiServer(self.port, self.host, self._access_log)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="local-api", daemon=True)
-        self._thread.start()
+        self.host = FunctionHost(self.config, self.clients, seed=self._seed)
+        self._server = ApiServer(self.port, self.host, self._access_log)
+        self._server.start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
         if self.host is not None:
             self.host.flush()
@@ -306,6 +124,19 @@ class LocalRuntime:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # -- what CloudWatch and EventBridge do on AWS ----------------------------------------------------
+    def sync_cloudwatch(self) -> dict[str, str]:
+        """Write capture, forward the emitted metrics to CloudWatch and judge every alarm."""
+        assert self.host is not None and self.clients is not None
+        self.host.flush()
+        self.metrics.forward(self.clients.cloudwatch)
+        return self.metrics.evaluate_alarms(self.clients.cloudwatch)
+
+    def invoke(self, function: str, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run a hosted function on ``event`` (default: a scheduled event), as its schedule would."""
+        assert self.host is not None
+        return self.host.invoke(function, event or scheduled_event(self.config, function))
 
 
 def ensure_buckets(s3: Any, config: StageConfig) -> None:
@@ -362,3 +193,86 @@ def bootstrap_model(s3: Any, config: StageConfig, progress: Callable[[str], None
         progress=lambda m: progress(f"  {m}"),
     )
     return card.version
+
+
+def scheduled_event(config: StageConfig, function: str) -> dict[str, Any]:
+    """An EventBridge "Scheduled Event", as the function's schedule rule delivers it."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": config.region,
+        "resources": [f"arn:aws:events:{config.region}:123456789012:rule/{config.resource_name(function)}-schedule"],
+        "detail": {},
+    }
+
+
+def bus_event(config: StageConfig, detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """A custom event on the stage's bus, as a rule delivers it to its target."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": config.event_source,
+        "account": "123456789012",
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": config.region,
+        "resources": [],
+        "detail": detail,
+    }
+
+
+def _placeholder_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "the local runtime runs the handlers in process; this is only a placeholder")
+    return buffer.getvalue()
+
+
+def ensure_resources(clients: AwsClients, config: StageConfig) -> None:
+    """What the CDK stacks create, as far as the functions use it: buckets, the event bus, and the
+    predict function with its first version behind the alias (code is a placeholder: moto cannot run it)."""
+    from botocore.exceptions import ClientError
+
+    ensure_buckets(clients.s3, config)
+    try:
+        clients.events.create_event_bus(Name=config.event_bus_name)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+            raise
+    lam = clients.lambda_
+    try:
+        lam.get_alias(FunctionName=config.predict_function_name, Name=config.rollout.alias_name)
+        return
+    except ClientError:
+        pass
+    iam = clients.client("iam")
+    try:
+        role = iam.get_role(RoleName=LAMBDA_ROLE)["Role"]["Arn"]
+    except ClientError:
+        trust = json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                ],
+            }
+        )
+        role = iam.create_role(RoleName=LAMBDA_ROLE, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    lam.create_function(
+        FunctionName=config.predict_function_name,
+        Runtime="python3.12",
+        Role=role,
+        Handler="functions.handlers.predict.lambda_handler",
+        Code={"ZipFile": _placeholder_zip()},
+        Environment={"Variables": function_environment(config, "predict")},
+        Timeout=30,
+        MemorySize=1024,
+    )
+    version = lam.publish_version(FunctionName=config.predict_function_name, Description="deployed by the stack")
+    lam.create_alias(
+        FunctionName=config.predict_function_name, Name=config.rollout.alias_name, FunctionVersion=version["Version"]
+    )

@@ -1,0 +1,104 @@
+"""The deployed functions, hosted in this process: one execution environment per Lambda version,
+requests routed by the ``live`` alias weights (which moto stores but does not honour)."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from functions.bootstrap import AwsClients, OutcomeEnvironment, PredictEnvironment
+from functions.config import StageConfig, function_environment
+from functions.handlers import log_outcome, predict
+from functions.handlers import rollout as rollout_handler
+from functions.local.events import LocalContext
+from functions.settings import LogOutcomeSettings, PredictSettings, RolloutSettings
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+ROUTING_CACHE_SECONDS = 0.5
+
+
+def settings_values(config: StageConfig, function: str, **overrides: str) -> dict[str, str]:
+    """A function's settings as the stack sets them (environment variable names, lower-cased)."""
+    values = {k.lower(): v for k, v in function_environment(config, function).items()}
+    values.update({k.lower(): v for k, v in overrides.items()})
+    return values
+
+
+class FunctionHost:
+    """Invokes handlers one request at a time, as a Lambda execution environment does."""
+
+    def __init__(self, config: StageConfig, clients: AwsClients, seed: int | None = None) -> None:
+        self.config = config
+        self.clients = clients
+        self._rng = random.Random(seed)
+        # One lock: an execution environment serves one request at a time, and Powertools
+        # Metrics keeps its buffer in class state shared by every function in this process.
+        self._lock = threading.RLock()
+        self._predict: dict[str, tuple[PredictEnvironment, Handler]] = {}
+        self._routing: tuple[float, list[tuple[str, float]]] = (0.0, [])
+        self.served_by_version: dict[str, int] = {}
+        self.outcome_env = OutcomeEnvironment(
+            LogOutcomeSettings.model_validate(settings_values(config, "log_outcome")), s3=clients.s3
+        )
+        rollout_settings = RolloutSettings.model_validate(settings_values(config, "rollout"))
+        self.rollout = rollout_handler.RolloutFunction(rollout_settings, clients, config.metrics_namespace)
+        self.handlers: dict[str, Handler] = {
+            "log_outcome": log_outcome.instrument(log_outcome.LogOutcomeFunction(self.outcome_env)),
+            "rollout": rollout_handler.instrument(self.rollout),
+        }
+
+    # -- predict, by alias weight ---------------------------------------------------------------------
+    def _weights(self) -> list[tuple[str, float]]:
+        expires, weights = self._routing
+        if time.monotonic() < expires:
+            return weights
+        routing = self.rollout.ports.deployer.routing()
+        extra = sum(routing.weights.values())
+        weights = [(routing.stable_version, 1.0 - extra), *routing.weights.items()]
+        self._routing = (time.monotonic() + ROUTING_CACHE_SECONDS, weights)
+        return weights
+
+    def choose_version(self) -> str:
+        """A Lambda version drawn by the alias weights, as Lambda routes an alias invocation."""
+        draw, cumulative = self._rng.random(), 0.0
+        weights = self._weights()
+        for version, weight in weights:
+            cumulative += weight
+            if draw < cumulative:
+                return version
+        return weights[0][0]
+
+    def predict_environment(self, version: str) -> tuple[PredictEnvironment, Handler]:
+        """The execution environment of one Lambda version (its MODEL_VERSION pin, if any, applies)."""
+        found = self._predict.get(version)
+        if found is None:
+            pinned = self.rollout.ports.deployer.pinned_model_version(version)
+            overrides = {"MODEL_VERSION": str(pinned)} if pinned is not None else {}
+            settings = PredictSettings.model_validate(settings_values(self.config, "predict", **overrides))
+            env = PredictEnvironment(settings, s3=self.clients.s3)
+            found = (env, predict.instrument(predict.PredictFunction(env)))
+            self._predict[version] = found
+        return found
+
+    def add_handler(self, function: str, handler: Handler) -> None:
+        self.handlers[function] = handler
+
+    def invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            if function == "predict":
+                version = self.choose_version()
+                handler = self.predict_environment(version)[1]
+                self.served_by_version[version] = self.served_by_version.get(version, 0) + 1
+                context = LocalContext(function_name=self.config.predict_function_name, function_version=version)
+                return handler(event, context)
+            context = LocalContext(function_name=self.config.resource_name(function.replace("_", "-")))
+            return self.handlers[function](event, context)
+
+    def flush(self) -> None:
+        """Write every buffered capture record now."""
+        for env, _ in list(self._predict.values()):
+            if env.capture is not None:
+                env.capture.flush()
