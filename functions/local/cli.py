@@ -64,7 +64,7 @@ def _say(message: str) -> None:
 
 # -- commands ----------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
-    from functions.local.runtime import LocalRuntime
+    from functions.local.runtime import LocalRuntime, LocalScheduler
 
     config = stage_config(args.stage)
     for port, what in ((args.port, "API"), (args.moto_port, "moto")):
@@ -77,15 +77,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     access = _say if not args.quiet else None
     runtime = LocalRuntime(config, port=args.port, moto_port=args.moto_port, log_stream=sys.stderr, access_log=access)
     runtime.start()
+    scheduler = LocalScheduler(runtime, on_run=_say)
+    scheduler.start()
     try:
         print(f"API       {runtime.api_url}  (POST /predict, GET /model, GET /health, POST /outcomes)")
         print(f"moto      {runtime.moto.endpoint_url}  (S3 buckets {config.registry_bucket}, {config.data_bucket})")
         print(f"try       curl -s {runtime.api_url}/model")
         print(f"other commands use it: MLOPS_ENDPOINT_URL={runtime.moto.endpoint_url} mlops models")
+        print(f"schedules {scheduler.describe()}")
         print("stop with Ctrl-C", flush=True)
         stop.wait()
     finally:
-        print("stopping: flushing capture, closing the API and moto", flush=True)
+        print("stopping: schedules, capture, the API and moto", flush=True)
+        scheduler.stop()
         runtime.stop()
     return 0
 
@@ -211,6 +215,66 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     return 0 if int(response.get("statusCode", 500)) < 400 else 1
 
 
+def _rollout_function(config: StageConfig, clients: Any) -> Any:
+    from functions.handlers.rollout import RolloutFunction
+    from functions.local.host import settings_values
+    from functions.settings import RolloutSettings
+
+    settings = RolloutSettings.model_validate(settings_values(config, "rollout"))
+    return RolloutFunction(settings, clients, config.metrics_namespace)
+
+
+def print_status(config: StageConfig, function: Any) -> None:
+    """Aliases, the live alias's weights, the rollout state and every rollback's timings."""
+    ports = function.ports
+    name = config.model_name
+    state = ports.store.load(name)[0]
+    aliases = ports.registry.get_aliases(name)
+    named = ", ".join(f"{k}=v{v}" for k, v in sorted(aliases.items())) or "no aliases"
+    print(f"model     {name}: {named}")
+    routing = ports.deployer.routing()
+    split = ", ".join(f"Lambda version {v} {w:.0%}" for v, w in routing.weights.items())
+    stable = 1.0 - sum(routing.weights.values())
+    print(
+        f"alias     {ports.deployer.function_name}:{ports.deployer.alias_name} -> Lambda version "
+        f"{routing.stable_version} {stable:.0%}" + (f", {split}" if split else "")
+    )
+    paused = " (paused)" if state.paused else ""
+    print(
+        f"rollout   {state.status}{paused}: challenger v{state.challenger_version}, weight {state.weight:.0%}, "
+        f"stage {state.stage_index + 1}/{len(function.policy.stages)}"
+        if state.status != "idle"
+        else "rollout   idle"
+    )
+    for event in state.history[-8:]:
+        weight = "" if event.weight is None else f" [{event.weight:.0%}]"
+        print(f"  {event.at:%Y-%m-%d %H:%M:%S}  {event.what}{weight}")
+    for rb in state.rollbacks:
+        print(
+            f"rollback  v{rb.challenger_version} at {rb.weight_at_detection:.0%}: {rb.reason}; "
+            f"time to detect {rb.time_to_detect_seconds:.1f} s, time to revert {rb.time_to_revert_seconds:.2f} s"
+        )
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    config = stage_config(args.stage)
+    with aws_target(args, config) as clients:
+        function = _rollout_function(config, clients)
+        if args.command != "status":
+            from functions.services import rollout
+
+            name = config.model_name
+            if args.command == "promote":
+                result = rollout.promote(function.ports, name, function.policy)
+            elif args.command == "rollback":
+                result = rollout.rollback(function.ports, name, args.reason)
+            else:
+                result = rollout.pause(function.ports, name, args.command == "pause")
+            print(f"{result.action}: {result.reason}")
+        print_status(config, function)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from functions.local.demo import run_demo
 
@@ -269,6 +333,21 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("event", help="path to an event JSON file, or a name in events/")
     _target_options(invoke)
     invoke.set_defaults(func=cmd_invoke)
+
+    status = sub.add_parser("status", help="aliases, the live alias weights, the rollout and its rollbacks")
+    _target_options(status)
+    status.set_defaults(func=cmd_rollout)
+    promote = sub.add_parser("promote", help="finish the running canary now, or start the canary of the challenger")
+    _target_options(promote)
+    promote.set_defaults(func=cmd_rollout)
+    rollback = sub.add_parser("rollback", help="end the running canary now: weight to 0, challenger rejected")
+    rollback.add_argument("--reason", default="rolled back by an operator", help="recorded with the rollback")
+    _target_options(rollback)
+    rollback.set_defaults(func=cmd_rollout)
+    for name, text in (("pause", "hold the rollout where it is"), ("resume", "let a paused rollout go on")):
+        command = sub.add_parser(name, help=text)
+        _target_options(command)
+        command.set_defaults(func=cmd_rollout)
 
     demo = sub.add_parser("demo", help="run the local lifecycle end to end and print what happened")
     demo.add_argument("--rows", type=int, default=200, help="rows of traffic to send (default 200)")

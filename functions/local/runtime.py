@@ -6,6 +6,8 @@ import io
 import json
 import os
 import sys
+import threading
+import time
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -193,6 +195,88 @@ def bootstrap_model(s3: Any, config: StageConfig, progress: Callable[[str], None
         progress=lambda m: progress(f"  {m}"),
     )
     return card.version
+
+
+def rate_seconds(expression: str) -> float:
+    """Seconds between runs of an EventBridge ``rate(N unit)`` expression."""
+    inner = expression.strip().removeprefix("rate(").removesuffix(")").split()
+    if len(inner) != 2 or not inner[0].isdigit():
+        raise ValueError(f"not a rate expression: {expression!r}")
+    unit = inner[1].rstrip("s")
+    factor = {"minute": 60, "hour": 3600, "day": 86400}.get(unit)
+    if factor is None:
+        raise ValueError(f"unknown unit in {expression!r}")
+    return float(int(inner[0]) * factor)
+
+
+class LocalScheduler:
+    """Fires the stage's schedules (moto's rules never fire), judges alarms, and delivers bus events.
+
+    EventBridge rules that target a Lambda cannot be evaluated by moto either, so events a
+    function publishes (``result["events"]``) go to the function the stack's rule would call.
+    """
+
+    SYNC_SECONDS = 10.0
+    RULES = {"ModelDriftDetected": "retrain", "ModelPerformanceDegraded": "retrain"}
+
+    def __init__(self, runtime: LocalRuntime, on_run: Callable[[str], None] | None = None) -> None:
+        self.runtime = runtime
+        self._on_run = on_run or (lambda _line: None)
+        config = runtime.config
+        schedules = {
+            "drift_check": config.drift.schedule,
+            "retrain": config.retrain.schedule,
+            "rollout": config.rollout.schedule,
+        }
+        hosted = runtime.host.handlers if runtime.host is not None else {}
+        self.jobs = {name: rate_seconds(rate) for name, rate in schedules.items() if name in hosted}
+        self._next = {name: time.monotonic() + interval for name, interval in self.jobs.items()}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="local-scheduler", daemon=True)
+
+    def describe(self) -> str:
+        return ", ".join(f"{name} every {int(s)} s" for name, s in self.jobs.items()) or "none"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def run(self, function: str, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Invoke ``function`` now and deliver the events it published; returns its result."""
+        self.runtime.sync_cloudwatch()
+        result = self.runtime.invoke(function, event)
+        self._on_run(f"{function}: {summarize(result)}")
+        for published in result.get("events", []) if isinstance(result, dict) else []:
+            target = self.RULES.get(published.get("detail_type", ""))
+            if target is not None and target in self.jobs:
+                self.run(target, bus_event(self.runtime.config, published["detail_type"], published["detail"]))
+        return result
+
+    def _loop(self) -> None:
+        last_sync = 0.0
+        while not self._stop.wait(1.0):
+            now = time.monotonic()
+            try:
+                if now - last_sync >= self.SYNC_SECONDS:
+                    self.runtime.sync_cloudwatch()
+                    last_sync = now
+                for name, interval in self.jobs.items():
+                    if now >= self._next[name]:
+                        self._next[name] = now + interval
+                        self.run(name)
+            except Exception as exc:  # noqa: BLE001 - a failed run is reported; the schedule goes on
+                self._on_run(f"scheduled run failed: {type(exc).__name__}: {exc}")
+
+
+def summarize(result: Any) -> str:
+    """One line about a function's result, for progress output."""
+    if not isinstance(result, dict):
+        return str(result)
+    keys = ("action", "status", "verdict", "reason", "drifted", "candidate_version")
+    return ", ".join(f"{k}={result[k]}" for k in keys if result.get(k) not in (None, [], ""))
 
 
 def scheduled_event(config: StageConfig, function: str) -> dict[str, Any]:
