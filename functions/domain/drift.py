@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -1121,3 +1122,38 @@ class PerformanceAccumulator:
             note="; ".join(notes),
             **base,
         )
+
+
+# --------------------------------------------------------------------------- the check's report
+
+
+class WindowModel(BaseModel):
+    """A capture window as reports and events show it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: datetime
+    end: datetime
+    hours: float
+
+
+class DriftCheckReport(BaseModel):
+    """Everything one check found: the JSON report, and what the HTML report shows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_name: str
+    model_version: int
+    alias: str | None
+    generated_at: datetime
+    window: WindowModel
+    scope: str
+    verdict: Verdict
+    rows_checked: int
+    rows_other_versions: int = Field(description="Rows in the window served by other model versions, not judged.")
+    drift: DriftReport
+    performance: PerformanceResult | None = Field(
+        default=None, description="None when no captured row of the window has an outcome."
+    )
+    outcomes_joined: int = 0
+    distributions: list[FeatureDistribution] = Field(default_factory=list)

@@ -1,0 +1,447 @@
+"""drift-check: the serving model's captured traffic of a window against its baseline, and outcomes against its metrics.
+
+The serving model is the version the alias (``champion``) points at when the check runs. Only
+rows that version served count: rows served by other versions in the same window (a canary,
+the version before a promotion) are counted and reported but never judged against this
+version's baseline. The window is streamed one capture object at a time into bounded counts
+(see :class:`functions.domain.drift.DriftAccumulator`), so memory does not grow with traffic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from functions.adapters.capture_reader import CapturedRequest
+from functions.adapters.events import MODEL_DRIFT_DETECTED, MODEL_PERFORMANCE_DEGRADED
+from functions.adapters.reports import ReportLocation
+from functions.domain.card import ModelCard
+from functions.domain.drift import (
+    DEFAULT_SAMPLE_SIZE,
+    DriftAccumulator,
+    DriftCheckReport,
+    DriftPolicy,
+    PerformanceAccumulator,
+    Verdict,
+    WindowModel,
+)
+from functions.observability import logger
+
+# DriftVerdict metric: one number per check, so one alarm (>= 1) catches drift and a second
+# (<= -1 for N periods) catches a window that is too thin to judge for too long.
+VERDICT_VALUE: dict[str, int] = {"NO_DRIFT": 0, "DRIFT": 1, "INSUFFICIENT_DATA": -1}
+SCOPE = "Only rows served by model version {version} count; rows of other versions in the window are ignored."
+
+
+# --------------------------------------------------------------------------- ports
+
+
+class CardSource(Protocol):
+    """Where the serving version and its card come from (the model registry)."""
+
+    def resolve(self, name: str, alias: str) -> int:
+        """The version ``alias`` points at now; raises ``ModelNotFoundError`` when unset."""
+        ...
+
+    def get_card(self, name: str, version: int) -> ModelCard:
+        """The card of one version; raises ``ModelNotFoundError`` when there is none."""
+        ...
+
+
+class CaptureSource(Protocol):
+    """Captured traffic, streamed (see :class:`functions.adapters.capture_reader.S3CaptureReader`)."""
+
+    def iter_requests(
+        self, model_name: str, start: datetime, end: datetime, model_version: int | None = None
+    ) -> Iterator[CapturedRequest]:
+        """Every captured request with ``start <= ts <= end`` (optionally of one model version)."""
+        ...
+
+
+class OutcomeSource(Protocol):
+    """Ground truth recorded by log-outcome."""
+
+    def read_all(self, model_name: str) -> dict[str, Any]:
+        """Every outcome of ``model_name`` by row id (``<request_id>-<i>``)."""
+        ...
+
+
+class EventPublisher(Protocol):
+    """The event bus."""
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> str:
+        """Publish one event, confirmed; returns its id."""
+        ...
+
+
+class ReportStore(Protocol):
+    """Where reports go."""
+
+    def save(self, report: DriftCheckReport) -> ReportLocation:
+        """Write the JSON and HTML reports, confirmed; raises ``StorageError`` when either failed."""
+        ...
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    """One metric value; ``dimensions`` are added to the model's name and version."""
+
+    name: str
+    value: float
+    unit: str = "NoUnit"
+    dimensions: Mapping[str, str] = field(default_factory=dict)
+
+
+class MetricSink(Protocol):
+    """CloudWatch metrics (EMF on Lambda)."""
+
+    def emit(self, points: Sequence[MetricPoint], dimensions: Mapping[str, str]) -> None:
+        """Emit ``points``, each with ``dimensions`` plus its own."""
+        ...
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Window:
+    """The capture window checked: ``start <= ts <= end``."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("window bounds must be timezone-aware")
+        if self.start >= self.end:
+            raise ValueError("window start must be before its end")
+
+    @classmethod
+    def last(cls, hours: float, end: datetime) -> Window:
+        """The ``hours`` before ``end``."""
+        return cls(start=end - timedelta(hours=hours), end=end)
+
+    @property
+    def hours(self) -> float:
+        return (self.end - self.start).total_seconds() / 3600.0
+
+
+@dataclass(frozen=True)
+class PublishedEvent:
+    """An event the check published."""
+
+    detail_type: str
+    detail: dict[str, Any]
+    event_id: str
+
+
+@dataclass
+class DriftCheckResult:
+    """What one check did: its report, where the report went, and the events published."""
+
+    report: DriftCheckReport
+    location: ReportLocation
+    events: list[PublishedEvent]
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.report.verdict
+
+    @property
+    def performance_degraded(self) -> bool:
+        return self.report.performance is not None and self.report.performance.degraded
+
+    def as_dict(self) -> dict[str, Any]:
+        """The handler's JSON answer (the local runtime reads ``events``, ``verdict``, ``drifted``, ``report_html``)."""
+        r = self.report
+        return {
+            "model_name": r.model_name,
+            "model_version": r.model_version,
+            "alias": r.alias,
+            "verdict": r.verdict,
+            "drifted": list(r.drift.drifted),
+            "warnings": list(r.drift.warnings),
+            "rows_checked": r.rows_checked,
+            "rows_other_versions": r.rows_other_versions,
+            "prediction_psi": r.drift.prediction_psi,
+            "prediction_drifted": r.drift.prediction_drifted,
+            "performance": None if r.performance is None else r.performance.model_dump(mode="json"),
+            "performance_degraded": self.performance_degraded,
+            "window": r.window.model_dump(mode="json"),
+            "report_bucket": self.location.bucket,
+            "report_json": self.location.json_key,
+            "report_html": self.location.html_key,
+            "events": [{"detail_type": e.detail_type, "detail": e.detail, "event_id": e.event_id} for e in self.events],
+        }
+
+
+# --------------------------------------------------------------------------- the check
+
+
+@dataclass
+class _Scan:
+    drift: DriftAccumulator
+    performance: PerformanceAccumulator | None
+    other_rows: int = 0
+    joined: int = 0
+
+
+def _outputs(card: ModelCard, request: CapturedRequest) -> Sequence[Any] | None:
+    """The outputs the prediction baseline describes: probabilities for classifiers, values for regression."""
+    if card.task == "regression":
+        return request.predictions
+    if request.probabilities is not None:
+        return request.probabilities
+    # Predicted labels still describe a multiclass model; a binary baseline bins probabilities only.
+    return request.predictions if card.task == "multiclass_classification" else None
+
+
+def _join(scan: _Scan, request: CapturedRequest, outcomes: Mapping[str, Any]) -> None:
+    assert scan.performance is not None
+    ids = request.row_ids
+    hits = [i for i, row_id in enumerate(ids) if row_id in outcomes]
+    if not hits:
+        return
+    probabilities = request.probabilities
+    scan.performance.add(
+        [outcomes[ids[i]] for i in hits],
+        [request.predictions[i] for i in hits],
+        None if probabilities is None else [probabilities[i] for i in hits],
+    )
+    scan.joined += len(hits)
+
+
+def _scan(
+    captures: CaptureSource,
+    outcomes: Mapping[str, Any],
+    card: ModelCard,
+    window: Window,
+    *,
+    sample_size: int,
+    seed: int,
+) -> _Scan:
+    scan = _Scan(
+        drift=DriftAccumulator(card.baseline, card.task, sample_size=sample_size, seed=seed),
+        performance=PerformanceAccumulator(card.task, card.classes) if outcomes else None,
+    )
+    # Row ids are "<request_id>-<i>": requests with no outcome at all are skipped without building ids.
+    labelled = {row_id.rpartition("-")[0] for row_id in outcomes}
+    for request in captures.iter_requests(card.name, window.start, window.end):
+        if request.model_version != card.version:
+            scan.other_rows += request.n_rows
+            continue
+        scan.drift.add(request.features, _outputs(card, request), request.n_rows)
+        if request.request_id in labelled:
+            _join(scan, request, outcomes)
+    return scan
+
+
+def _reports_detail(report: DriftCheckReport, location: ReportLocation) -> dict[str, Any]:
+    return {
+        "model_name": report.model_name,
+        "model_version": report.model_version,
+        "window": report.window.model_dump(mode="json"),
+        "rows_checked": report.rows_checked,
+        "report_json": location.json_uri,
+        "report_html": location.html_uri,
+    }
+
+
+def drift_event(report: DriftCheckReport, location: ReportLocation) -> dict[str, Any]:
+    """The detail of ``ModelDriftDetected``: the drifted features with their scores, and the reports.
+
+    Args:
+        report: a check whose verdict is DRIFT.
+        location: where its reports were written.
+
+    Returns:
+        The event detail.
+    """
+    by_name = {f.name: f for f in report.drift.features}
+    drifted = [
+        {
+            "name": name,
+            "kind": by_name[name].kind,
+            "psi": by_name[name].psi,
+            "test": by_name[name].test,
+            "statistic": by_name[name].statistic,
+            "p_value": by_name[name].p_value,
+            "adjusted_p_value": by_name[name].adjusted_p_value,
+        }
+        for name in report.drift.drifted
+    ]
+    return {
+        **_reports_detail(report, location),
+        "drifted_features": drifted,
+        "prediction_psi": report.drift.prediction_psi,
+        "prediction_drifted": report.drift.prediction_drifted,
+        "correction": report.drift.policy.correction,
+    }
+
+
+def performance_event(report: DriftCheckReport, location: ReportLocation) -> dict[str, Any]:
+    """The detail of ``ModelPerformanceDegraded``: the metric, its validation and live values, the drop.
+
+    Args:
+        report: a check whose performance is degraded.
+        location: where its reports were written.
+
+    Returns:
+        The event detail.
+    """
+    performance = report.performance
+    assert performance is not None
+    return {
+        **_reports_detail(report, location),
+        "metric": performance.metric,
+        "validation_value": performance.validation_value,
+        "live_value": performance.live_value,
+        "relative_drop": performance.relative_drop,
+        "tolerance": performance.tolerance,
+        "labeled_rows": performance.labeled_rows,
+    }
+
+
+def metric_points(report: DriftCheckReport) -> list[MetricPoint]:
+    """The check's CloudWatch metrics (model name and version are added as dimensions by the sink).
+
+    ``DriftVerdict`` is 0 for NO_DRIFT, 1 for DRIFT, -1 for INSUFFICIENT_DATA. ``FeaturePSI`` and
+    ``FeaturePValue`` (the corrected p-value) carry a ``feature`` dimension; ``PerformanceValue``
+    and ``PerformanceDrop`` (relative, positive when worse) a ``metric`` dimension.
+
+    Args:
+        report: the check's report.
+
+    Returns:
+        The metric values to emit.
+    """
+    drift = report.drift
+    points = [
+        MetricPoint("DriftVerdict", VERDICT_VALUE[report.verdict]),
+        MetricPoint("RowsChecked", report.rows_checked, "Count"),
+    ]
+    if report.verdict != "INSUFFICIENT_DATA":
+        points.append(MetricPoint("DriftedFeatures", len(drift.drifted), "Count"))
+        if drift.prediction_psi is not None:
+            points.append(MetricPoint("PredictionPSI", drift.prediction_psi))
+        for feature in drift.features:
+            points.append(MetricPoint("FeaturePSI", feature.psi, dimensions={"feature": feature.name}))
+            if feature.adjusted_p_value is not None:
+                points.append(
+                    MetricPoint("FeaturePValue", feature.adjusted_p_value, dimensions={"feature": feature.name})
+                )
+    performance = report.performance
+    if performance is not None:
+        points.append(MetricPoint("LabeledRows", performance.labeled_rows, "Count"))
+        if performance.live_value is not None:
+            points.append(
+                MetricPoint("PerformanceValue", performance.live_value, dimensions={"metric": performance.metric})
+            )
+        if performance.relative_drop is not None:
+            points.append(
+                MetricPoint("PerformanceDrop", performance.relative_drop, dimensions={"metric": performance.metric})
+            )
+            points.append(MetricPoint("PerformanceDegraded", int(performance.degraded), "Count"))
+    return points
+
+
+def check_drift(
+    *,
+    registry: CardSource,
+    captures: CaptureSource,
+    outcomes: OutcomeSource,
+    publisher: EventPublisher,
+    reports: ReportStore,
+    metrics: MetricSink,
+    model_name: str,
+    policy: DriftPolicy,
+    alias: str = "champion",
+    model_version: int | None = None,
+    window: Window | None = None,
+    window_hours: float = 24.0,
+    now: datetime | None = None,
+    sample_size: int = DEFAULT_SAMPLE_SIZE,
+    seed: int = 0,
+) -> DriftCheckResult:
+    """Check the serving model's window for drift and, with outcomes, for lost quality; report and alert.
+
+    Writes the JSON and HTML reports first, then publishes ``ModelDriftDetected`` when the
+    verdict is DRIFT and ``ModelPerformanceDegraded`` when the primary metric dropped by more
+    than ``policy.performance_tolerance`` (both events name the reports), then emits the
+    metrics. Below ``policy.min_rows`` rows the verdict is INSUFFICIENT_DATA: reported, logged
+    and measured, but no event is published and nothing is called healthy.
+
+    Args:
+        registry: resolves the alias and reads the card (its baseline, metrics, task).
+        captures: the captured traffic.
+        outcomes: the ground truth, joined on row id.
+        publisher: the event bus.
+        reports: where the reports go.
+        metrics: where the metrics go.
+        model_name: the model to check.
+        policy: drift thresholds, minimum rows and the performance tolerance.
+        alias: the alias naming the serving version, used unless ``model_version`` is given.
+        model_version: check this version instead of the alias's (an operator's request).
+        window: the capture window; the ``window_hours`` before ``now`` when None.
+        window_hours: the default window's length.
+        now: the time of the check (the report's timestamp); the current time when None.
+        sample_size: rows of the window kept for the KS tests.
+        seed: seed of that sample.
+
+    Returns:
+        The report, where it was written, and the events published.
+    """
+    now = now or datetime.now(UTC)
+    window = window or Window.last(window_hours, now)
+    version = model_version if model_version is not None else registry.resolve(model_name, alias)
+    card = registry.get_card(model_name, version)
+    known = outcomes.read_all(model_name)
+    scan = _scan(captures, known, card, window, sample_size=sample_size, seed=seed)
+    drift = scan.drift.report(policy)
+    performance = None
+    if scan.performance is not None and scan.joined:
+        performance = scan.performance.result(
+            card.metrics, card.primary_metric, tolerance=policy.performance_tolerance, min_rows=policy.min_rows
+        )
+    insufficient = drift.verdict == "INSUFFICIENT_DATA"
+    report = DriftCheckReport(
+        model_name=model_name,
+        model_version=version,
+        alias=None if model_version is not None else alias,
+        generated_at=now,
+        window=WindowModel(start=window.start, end=window.end, hours=window.hours),
+        scope=SCOPE.format(version=version),
+        verdict=drift.verdict,
+        rows_checked=scan.drift.n_rows,
+        rows_other_versions=scan.other_rows,
+        drift=drift,
+        performance=performance,
+        outcomes_joined=scan.joined,
+        distributions=[] if insufficient else scan.drift.distributions(),
+    )
+    location = reports.save(report)
+    wanted: list[tuple[str, dict[str, Any]]] = []
+    if drift.verdict == "DRIFT":
+        wanted.append((MODEL_DRIFT_DETECTED, drift_event(report, location)))
+    if performance is not None and performance.degraded and not insufficient:
+        wanted.append((MODEL_PERFORMANCE_DEGRADED, performance_event(report, location)))
+    events = [PublishedEvent(kind, detail, publisher.publish(kind, detail)) for kind, detail in wanted]
+    metrics.emit(metric_points(report), {"model_name": model_name, "model_version": str(version)})
+    summary = {
+        "model_name": model_name,
+        "model_version": version,
+        "verdict": drift.verdict,
+        "rows_checked": report.rows_checked,
+        "rows_other_versions": report.rows_other_versions,
+        "drifted": drift.drifted,
+        "performance": None if performance is None else performance.status,
+        "report_html": location.html_uri,
+        "events": [e.detail_type for e in events],
+    }
+    if insufficient:
+        logger.warning("drift check: too few rows to judge; no verdict on drift", extra=summary)
+    else:
+        logger.info("drift check", extra=summary)
+    return DriftCheckResult(report=report, location=location, events=events)
