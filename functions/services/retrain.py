@@ -1,0 +1,626 @@
+"""Retraining: the champion's recipe on its base dataset plus labelled traffic, gated against the champion.
+
+One run, in order: cooldown check; lock; (under the lock) cooldown again and no rollout under
+way; resolve the champion; assemble the training data (base dataset + captured rows that have
+outcomes, one row per row id); split off held-out rows the candidate never trains on; train the
+candidate with the champion's estimator; score candidate and champion on the same held-out rows;
+measure 1-row latency and artifact size; apply the gates. A rejected candidate is recorded under
+``models/<name>/rejections/`` and nothing else changes. A passing one is registered (parent: the
+champion), becomes ``challenger`` (only if the champion is still the one it was compared with),
+a rollout is requested when auto-deploy is on, and ``CandidateRegistered`` is published. The
+lock is always released; the cooldown record notes the start and the outcome of every run.
+
+The held-out rows are drawn from all the data, so they may include base rows the champion was
+trained on: that flatters the champion, which only makes the metric gate stricter.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from functions.adapters.capture_reader import CapturedRequest, S3CaptureReader
+from functions.adapters.datasets import S3DatasetStore
+from functions.adapters.events import CANDIDATE_REGISTERED, EventBridgePublisher
+from functions.adapters.locks import Lease, RetrainRun, S3RetrainHistory, S3RetrainLock, utc_now
+from functions.adapters.outcomes import S3OutcomeStore
+from functions.adapters.registry import S3ModelRegistry
+from functions.adapters.rollout_state import S3RolloutStore
+from functions.domain.artifacts import dump_model, library_versions, sha256_hex
+from functions.domain.card import CLASSIFICATION_TASKS, ModelCard, TrainingDataRef, TrainingSpec
+from functions.domain.dataset import Dataset, parse_csv
+from functions.domain.gates import GateDecision, GatePolicy, compare_schemas, evaluate_gates
+from functions.domain.schema import FeatureSpec
+from functions.domain.training import LOWER_IS_BETTER, PRIMARY_METRIC, TrainedModel, evaluate, train
+from functions.errors import ConcurrentUpdateError, MlopsError, TrainingError
+from functions.settings import RetrainSettings
+
+Status = Literal["registered", "rejected", "skipped", "failed"]
+TriggerKind = Literal["schedule", "drift", "performance", "operator"]
+Progress = Callable[[str], None]
+LATENCY_CALLS = 7
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """Why this retrain runs.
+
+    Attributes:
+        kind: schedule, drift (ModelDriftDetected), performance (ModelPerformanceDegraded) or operator.
+        detail: the event's detail-type and id, or the operator's note.
+        force: skip the cooldown (operators only); the lock is never skipped.
+    """
+
+    kind: TriggerKind
+    detail: str = ""
+    force: bool = False
+
+    def describe(self) -> str:
+        text = self.kind + (f" ({self.detail})" if self.detail else "")
+        return text + (", forced" if self.force else "")
+
+
+@dataclass(frozen=True)
+class RetrainOptions:
+    """The retrain's gates, windows and switches (see ``RetrainSettings``)."""
+
+    policy: GatePolicy = field(default_factory=GatePolicy)
+    cooldown_seconds: float = 3600.0
+    capture_days: float = 30.0
+    validation_fraction: float = 0.25
+    auto_deploy: bool = True
+    random_state: int = 42
+
+    @classmethod
+    def from_settings(cls, settings: RetrainSettings) -> RetrainOptions:
+        return cls(
+            policy=GatePolicy(
+                metric_tolerance=settings.metric_tolerance,
+                latency_budget_ms=settings.latency_budget_ms,
+                artifact_budget_bytes=settings.artifact_budget_bytes,
+            ),
+            cooldown_seconds=settings.cooldown_seconds,
+            capture_days=settings.capture_days,
+            validation_fraction=settings.validation_fraction,
+            auto_deploy=settings.auto_deploy,
+        )
+
+
+@dataclass
+class RetrainPorts:
+    """Everything a retrain talks to."""
+
+    registry: S3ModelRegistry
+    datasets: S3DatasetStore
+    capture: S3CaptureReader
+    outcomes: S3OutcomeStore
+    lock: S3RetrainLock
+    history: S3RetrainHistory
+    rollouts: S3RolloutStore
+    publisher: EventBridgePublisher | None = None
+    clock: Callable[[], datetime] = utc_now
+
+
+@dataclass
+class RetrainResult:
+    """What one retrain did. ``as_dict`` is the contract the handler, the local runtime and the CLI share."""
+
+    status: Status
+    model_name: str
+    trigger: str
+    reasons: list[str] = field(default_factory=list)
+    started: bool = False
+    champion_version: int | None = None
+    candidate_version: int | None = None
+    rollout_requested: bool = False
+    event_published: bool = False
+    metrics: dict[str, Any] = field(default_factory=dict)
+    gates: dict[str, Any] = field(default_factory=dict)
+    training_rows: dict[str, int] = field(default_factory=dict)
+    rejection_key: str | None = None
+    error: BaseException | None = None  # a failure's exception, for the handler's log; not in as_dict
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "model_name": self.model_name,
+            "trigger": self.trigger,
+            "reasons": list(self.reasons),
+            "started": self.started,
+            "champion_version": self.champion_version,
+            "candidate_version": self.candidate_version,
+            "rollout_requested": self.rollout_requested,
+            "event_published": self.event_published,
+            "metrics": self.metrics,
+            "gates": self.gates,
+            "training_rows": self.training_rows,
+            "rejection_key": self.rejection_key,
+        }
+
+
+def retrain(
+    ports: RetrainPorts,
+    model_name: str,
+    options: RetrainOptions,
+    trigger: Trigger,
+    progress: Progress = lambda _msg: None,
+) -> RetrainResult:
+    """Retrain ``model_name`` once, if the cooldown and the lock allow it.
+
+    Args:
+        ports: registry, stores, lock, history, rollout store, publisher and clock.
+        model_name: the model whose champion is retrained.
+        options: gate policy, cooldown, capture window, held-out fraction, auto-deploy.
+        trigger: why it runs; ``trigger.force`` skips the cooldown, never the lock.
+        progress: called with one line per step.
+
+    Returns:
+        The result: ``registered``, ``rejected``, ``skipped`` (with the reason) or ``failed``
+        (the exception is in ``error``; the champion is untouched and the lock released).
+    """
+    run = _Run(ports, model_name, options, trigger, progress)
+    waiting = run.cooldown_reason()
+    if waiting:
+        return run.skip(waiting)
+    lease = ports.lock.acquire(model_name, holder=trigger.describe())
+    if lease is None:
+        return run.skip(_lock_held_reason(ports.lock, model_name))
+    if lease.took_over_from:
+        progress(f"took over an expired retrain lock (its holder {lease.took_over_from} did not release it)")
+    try:
+        return run.locked(lease)
+    finally:
+        try:
+            if not ports.lock.release(lease):
+                progress("the retrain lock was no longer ours when releasing it (it expired and was taken over)")
+        except MlopsError as exc:
+            # The run's outcome stands; the lock expires by itself after its TTL.
+            run.note(f"the retrain lock could not be released ({exc.message}); it expires at {lease.expires_at}")
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A failure's reason for the result: our own errors say what went wrong, others only their type."""
+    if isinstance(exc, MlopsError):
+        return f"{exc.code}: {exc.message}"
+    return f"unexpected {type(exc).__name__}; the retrain function's logs have the details"
+
+
+def _lock_held_reason(lock: S3RetrainLock, model_name: str) -> str:
+    held = lock.current(model_name)
+    if held is None or held.document is None:
+        return "another retrain holds the lock"
+    doc = held.document
+    return (
+        f"another retrain holds the lock ({doc.holder or 'unknown trigger'}, since {doc.acquired_at.isoformat()}, "
+        f"expires {doc.expires_at.isoformat()})"
+    )
+
+
+class _Run:
+    """The steps of one retrain, sharing its ports, options and the result being built."""
+
+    def __init__(
+        self, ports: RetrainPorts, model_name: str, options: RetrainOptions, trigger: Trigger, progress: Progress
+    ) -> None:
+        self.ports = ports
+        self.model_name = model_name
+        self.options = options
+        self.trigger = trigger
+        self.progress = progress
+        self.result = RetrainResult(status="skipped", model_name=model_name, trigger=trigger.describe())
+
+    def note(self, reason: str) -> None:
+        self.result.reasons.append(reason)
+        self.progress(reason)
+
+    def skip(self, reason: str) -> RetrainResult:
+        self.progress(f"retrain skipped: {reason}")
+        self.result.status, self.result.reasons = "skipped", [reason]
+        return self.result
+
+    def cooldown_reason(self) -> str | None:
+        if self.trigger.force or self.options.cooldown_seconds <= 0:
+            return None
+        last = self.ports.history.last(self.model_name)
+        if last is None:
+            return None
+        ends = last.cooldown_ends(self.options.cooldown_seconds)
+        if self.ports.clock() >= ends:
+            return None
+        return (
+            f"cooldown: the last retrain started at {last.started_at.isoformat()} ({last.outcome}); "
+            f"the next may start after {ends.isoformat()} (an operator can force one)"
+        )
+
+    def locked(self, lease: Lease) -> RetrainResult:
+        """Everything done while holding the lock; any failure is recorded, never raised."""
+        # A run that finished between our first cooldown check and taking the lock has recorded itself by now.
+        waiting = self.cooldown_reason()
+        if waiting:
+            return self.skip(waiting)
+        rollout, _ = self.ports.rollouts.load(self.model_name)
+        if rollout.active:
+            return self.skip(f"a rollout of v{rollout.challenger_version} is {rollout.status}; retrain after it ends")
+        result = self.result
+        record = RetrainRun(
+            model_name=self.model_name, run_id=lease.owner, trigger=result.trigger, started_at=self.ports.clock()
+        )
+        self.ports.history.record(record)
+        result.started = True
+        self.progress(f"retrain of {self.model_name} started ({result.trigger})")
+        try:
+            self.candidate(lease)
+        except Exception as exc:  # noqa: BLE001 - a failed retrain is recorded and leaves the champion serving
+            result.status, result.error = "failed", exc
+            self.note(f"retrain failed: {describe_failure(exc)}")
+        finished = record.model_copy(
+            update={
+                "finished_at": self.ports.clock(),
+                "outcome": result.status,
+                "champion_version": result.champion_version,
+                "candidate_version": result.candidate_version,
+                "reasons": result.reasons,
+            }
+        )
+        try:
+            self.ports.history.record(finished)
+        except MlopsError as exc:
+            # The record written at the start still holds the cooldown; only the outcome is missing.
+            self.note(f"the outcome could not be recorded: {exc.message}")
+        return result
+
+    def candidate(self, lease: Lease) -> None:
+        """Train, measure and judge a candidate; register and hand it over if it passes."""
+        ports, options, result = self.ports, self.options, self.result
+        champion_version = ports.registry.resolve(self.model_name, "champion")
+        result.champion_version = champion_version
+        champion = ports.registry.get_card(self.model_name, champion_version)
+        now = ports.clock()
+        data = load_training_data(ports, champion, now - timedelta(days=options.capture_days), now)
+        result.training_rows = data.counts()
+        self.progress(
+            f"training data: {data.base_rows} base rows + {data.captured_rows} captured rows with outcomes "
+            f"({data.duplicate_rows} duplicates dropped, {data.unusable_rows} unusable)"
+        )
+        train_part, holdout = holdout_split(
+            data.dataset, options.validation_fraction, options.random_state, champion.task
+        )
+        spec = TrainingSpec(
+            task=champion.task,
+            target=champion.target,
+            categorical=sorted(champion_categorical(champion)),
+            estimator=champion.estimator,
+            validation_fraction=options.validation_fraction,
+            random_state=options.random_state,
+        )
+        self.progress(f"training {spec.estimator.kind} on {train_part.n_rows} rows; {holdout.n_rows} rows held out")
+        trained = train(train_part, spec)
+        artifact = dump_model(trained.model)
+        measured = measure_candidate(trained, artifact, holdout, champion, ports.registry)
+        decision = judge(measured, champion, trained, options.policy)
+        result.metrics, result.gates = measured.as_metrics(), decision.checks
+        self.progress("gates passed" if decision.passed else "gates failed: " + "; ".join(decision.reasons))
+        if not decision.passed:
+            result.status, result.reasons = "rejected", list(decision.reasons)
+            result.rejection_key = ports.history.record_rejection(
+                self.model_name, lease.owner, ports.clock(), self.rejection_document(decision)
+            )
+            self.progress(f"rejection recorded at {result.rejection_key}; v{champion_version} keeps serving")
+            return
+        if not ports.lock.holds(lease):
+            raise ConcurrentUpdateError("the retrain lock expired before registering; nothing was registered")
+        card = ports.registry.register(
+            self.model_name, artifact, self.card_builder(champion, trained, artifact, data, measured)
+        )
+        result.status, result.candidate_version = "registered", card.version
+        self.progress(f"registered v{card.version} (parent v{champion_version})")
+        self.hand_over(card, champion_version)
+
+    def card_builder(
+        self, champion: ModelCard, trained: TrainedModel, artifact: bytes, data: TrainingData, measured: Measurements
+    ) -> Callable[[int], ModelCard]:
+        digest, rows = sha256_hex(artifact), data.dataset.n_rows
+        scored = "n/a" if measured.champion_metric is None else f"{measured.champion_metric:.4g}"
+        description = (
+            f"retrained from v{champion.version} on {self.trigger.describe()}: {data.base_rows} base rows + "
+            f"{data.captured_rows} captured rows with outcomes from the last {self.options.capture_days:g} days; "
+            f"metrics are on {measured.holdout_rows} held-out rows, where the champion's "
+            f"{measured.metric_name} was {scored}"
+        )
+
+        def build(version: int) -> ModelCard:
+            return ModelCard(
+                name=self.model_name,
+                version=version,
+                created_at=self.ports.clock(),
+                artifact_sha256=digest,
+                artifact_bytes=len(artifact),
+                libraries=library_versions(),
+                task=champion.task,
+                target=champion.target,
+                classes=trained.classes,
+                feature_schema=trained.schema,
+                training_data=TrainingDataRef(
+                    uri=champion.training_data.uri,
+                    sha256=data.base_sha256,
+                    rows=rows,
+                    target=champion.target,
+                    train_rows=trained.train_rows,
+                    validation_rows=rows - trained.train_rows,
+                ),
+                estimator=champion.estimator,
+                metrics=measured.candidate,
+                primary_metric=measured.metric_name,
+                baseline=trained.baseline,
+                parent_version=champion.version,
+                description=description,
+            )
+
+        return build
+
+    def hand_over(self, card: ModelCard, champion_version: int) -> None:
+        """Make the registered candidate the challenger, start its rollout, announce it."""
+        ports, result, version = self.ports, self.result, card.version
+        reason = f"v{version} passed the retrain gates against v{champion_version} ({result.trigger})"
+        try:
+            ports.registry.set_aliases(
+                self.model_name, {"challenger": version}, expect={"champion": champion_version}, reason=reason
+            )
+        except ConcurrentUpdateError:
+            self.note(f"the champion changed during the retrain; v{version} is registered but not made challenger")
+            return
+        self.progress(f"v{version} is now challenger")
+        if not self.options.auto_deploy:
+            self.note(f"auto-deploy is off: v{version} waits as challenger for `mlops promote`")
+        else:
+            try:
+                result.rollout_requested = ports.rollouts.request(self.model_name, version, champion_version, reason)
+            except ConcurrentUpdateError:
+                result.rollout_requested = False
+            if result.rollout_requested:
+                self.progress(f"rollout of v{version} requested")
+            else:
+                self.note(f"a rollout is already under way; v{version} waits as challenger")
+        if ports.publisher is None:
+            return
+        detail = {
+            "model_name": self.model_name,
+            "version": version,
+            "champion_version": champion_version,
+            "trigger": result.trigger,
+            "primary_metric": card.primary_metric,
+            "metrics": result.metrics,
+            "rollout_requested": result.rollout_requested,
+        }
+        try:
+            ports.publisher.publish(CANDIDATE_REGISTERED, detail)
+            result.event_published = True
+        except MlopsError as exc:
+            self.note(f"{CANDIDATE_REGISTERED} was not published: {exc.message}")
+
+    def rejection_document(self, decision: GateDecision) -> dict[str, Any]:
+        result = self.result
+        return {
+            "model_name": result.model_name,
+            "trigger": result.trigger,
+            "champion_version": result.champion_version,
+            "rejected_at": self.ports.clock().isoformat(),
+            "reasons": decision.reasons,
+            "gates": decision.checks,
+            "metrics": result.metrics,
+            "training_rows": result.training_rows,
+        }
+
+
+# -- training data ------------------------------------------------------------------------------
+@dataclass
+class TrainingData:
+    """The base dataset joined with labelled captured rows, in the champion's columns."""
+
+    dataset: Dataset
+    base_sha256: str
+    base_rows: int
+    captured_rows: int
+    duplicate_rows: int
+    unusable_rows: int
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "total": self.dataset.n_rows,
+            "base": self.base_rows,
+            "captured": self.captured_rows,
+            "duplicates_dropped": self.duplicate_rows,
+            "unusable_dropped": self.unusable_rows,
+        }
+
+
+def champion_categorical(card: ModelCard) -> set[str]:
+    return {f.name for f in card.feature_schema.features if f.kind == "categorical"}
+
+
+def load_training_data(ports: RetrainPorts, champion: ModelCard, start: datetime, end: datetime) -> TrainingData:
+    """The champion's base dataset plus the captured rows of ``[start, end]`` that have outcomes.
+
+    A row id (``<request_id>-<i>``) counts once however often it was captured; its outcome is the
+    latest recorded. Captured rows whose values or label do not fit the champion's schema or
+    classes are dropped and counted.
+
+    Raises:
+        TrainingError: the base dataset is missing, unreadable, or lacks one of the champion's columns.
+    """
+    text, base_sha = ports.datasets.read(champion.training_data.uri)
+    base = parse_csv(text, champion.target, champion_categorical(champion), regression=champion.task == "regression")
+    specs = champion.feature_schema.features
+    missing = [f.name for f in specs if f.name not in base.columns]
+    if missing:
+        raise TrainingError(f"base dataset {champion.training_data.uri} lacks the champion's columns {missing}")
+    labels = ports.outcomes.read_all(champion.name)
+    columns: dict[str, list[Any]] = {f.name: [] for f in specs}
+    targets: list[Any] = []
+    seen: set[str] = set()
+    duplicates = unusable = 0
+    for request in ports.capture.iter_requests(champion.name, start, end):
+        for i, row_id in enumerate(request.row_ids):
+            if row_id not in labels:
+                continue
+            if row_id in seen:
+                duplicates += 1
+                continue
+            seen.add(row_id)
+            row = _captured_row(request, i, specs)
+            label = _label(labels[row_id], champion)
+            if row is None or label is None:
+                unusable += 1
+                continue
+            for spec, value in zip(specs, row, strict=True):
+                columns[spec.name].append(value)
+            targets.append(label)
+    merged = {
+        f.name: np.concatenate([base.columns[f.name], np.array(columns[f.name], dtype=base.columns[f.name].dtype)])
+        for f in specs
+    }
+    target = np.concatenate([base.target, np.array(targets, dtype=base.target.dtype)])
+    dataset = Dataset(columns=merged, target_name=champion.target, target=target, categorical=base.categorical)
+    return TrainingData(dataset, base_sha, base.n_rows, len(targets), duplicates, unusable)
+
+
+def _captured_row(request: CapturedRequest, i: int, specs: tuple[FeatureSpec, ...]) -> list[Any] | None:
+    row: list[Any] = []
+    for spec in specs:
+        values = request.features.get(spec.name)
+        if values is None or i >= len(values):
+            return None
+        value = values[i]
+        if spec.kind == "categorical":
+            if type(value) is not str or not value:
+                return None
+        elif type(value) not in (int, float) or not math.isfinite(value):
+            return None
+        row.append(value)
+    return row
+
+
+def _label(actual: Any, card: ModelCard) -> Any:
+    if card.task == "regression":
+        return float(actual) if type(actual) in (int, float) and math.isfinite(actual) else None
+    known = any(type(actual) is type(c) and actual == c for c in card.classes or [])
+    return actual if known else None
+
+
+def holdout_split(dataset: Dataset, fraction: float, seed: int, task: str) -> tuple[Dataset, Dataset]:
+    """Split ``dataset`` into rows to train on and rows held out (stratified by class when possible)."""
+    index = np.arange(dataset.n_rows)
+    stratify = None
+    if task in CLASSIFICATION_TASKS:
+        _, counts = np.unique(dataset.target, return_counts=True)
+        stratify = dataset.target if counts.min() >= 2 else None
+    try:
+        train_idx, hold_idx = train_test_split(index, test_size=fraction, random_state=seed, stratify=stratify)
+    except ValueError as exc:
+        raise TrainingError(f"cannot hold out {fraction:.0%} of {dataset.n_rows} rows: {exc}") from exc
+    return dataset.take(train_idx), dataset.take(hold_idx)
+
+
+# -- measuring and judging ----------------------------------------------------------------------
+@dataclass
+class Measurements:
+    """Candidate and champion on the same held-out rows, plus the candidate's latency and size."""
+
+    metric_name: str
+    candidate: dict[str, float]
+    champion: dict[str, float] | None
+    champion_note: str
+    latency_ms_1row: float
+    artifact_bytes: int
+    outputs_finite: bool
+    holdout_rows: int
+
+    @property
+    def candidate_metric(self) -> float:
+        return self.candidate.get(self.metric_name, math.nan)
+
+    @property
+    def champion_metric(self) -> float | None:
+        return None if self.champion is None else self.champion.get(self.metric_name)
+
+    def as_metrics(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "primary_metric": self.metric_name,
+            "lower_is_better": self.metric_name in LOWER_IS_BETTER,
+            "candidate": self.candidate,
+            "champion": self.champion,
+            "latency_ms_1row": self.latency_ms_1row,
+            "artifact_bytes": self.artifact_bytes,
+            "holdout_rows": self.holdout_rows,
+        }
+        if self.champion_note:
+            out["champion_note"] = self.champion_note
+        return out
+
+
+def _outputs(model: Any, X: np.ndarray, task: str) -> np.ndarray:
+    return np.asarray(model.predict_proba(X) if task in CLASSIFICATION_TASKS else model.predict(X), dtype=np.float64)
+
+
+def one_row_latency_ms(model: Any, X: np.ndarray, task: str, calls: int = LATENCY_CALLS) -> float:
+    """Median wall time of ``calls`` 1-row predictions (after one warm-up call), in milliseconds."""
+    row = X[:1]
+    _outputs(model, row, task)
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        _outputs(model, row, task)
+        times.append((time.perf_counter() - started) * 1000.0)
+    return float(statistics.median(times))
+
+
+def measure_candidate(
+    trained: TrainedModel, artifact: bytes, holdout: Dataset, champion: ModelCard, registry: S3ModelRegistry
+) -> Measurements:
+    """Score candidate and champion on ``holdout``; time the candidate's 1-row predictions."""
+    task = champion.task
+    X = holdout.matrix(trained.schema.names)
+    candidate_metrics = evaluate(trained.model, X, holdout.target, task)
+    champion_metrics: dict[str, float] | None = None
+    note = ""
+    try:
+        loaded = registry.load(champion.name, champion.version)
+        champion_metrics = evaluate(loaded.model, holdout.matrix(champion.feature_schema.names), holdout.target, task)
+    except (MlopsError, ValueError) as exc:
+        # A champion that cannot be loaded or scored here cannot be served here either; the other gates decide.
+        note = f"the champion could not be scored: {exc.message if isinstance(exc, MlopsError) else exc}"
+    return Measurements(
+        metric_name=PRIMARY_METRIC[task],
+        candidate=candidate_metrics,
+        champion=champion_metrics,
+        champion_note=note,
+        latency_ms_1row=one_row_latency_ms(trained.model, X, task),
+        artifact_bytes=len(artifact),
+        outputs_finite=bool(np.isfinite(_outputs(trained.model, X, task)).all()),
+        holdout_rows=holdout.n_rows,
+    )
+
+
+def judge(measured: Measurements, champion: ModelCard, trained: TrainedModel, policy: GatePolicy) -> GateDecision:
+    """Apply the gates to the measurements."""
+    compatible, detail = compare_schemas(trained.schema, champion.feature_schema)
+    return evaluate_gates(
+        candidate_metric=measured.candidate_metric,
+        champion_metric=measured.champion_metric,
+        metric_name=measured.metric_name,
+        lower_is_better=measured.metric_name in LOWER_IS_BETTER,
+        latency_ms_1row=measured.latency_ms_1row,
+        artifact_bytes=measured.artifact_bytes,
+        schema_compatible=compatible,
+        outputs_finite=measured.outputs_finite,
+        policy=policy,
+        schema_detail=detail,
+    )

@@ -1,0 +1,533 @@
+"""retrain against moto: gates, registration as challenger, rollout request, lock, cooldown, failures."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+
+import functions.handlers.retrain as retrain_module
+import functions.services.retrain as retrain_service
+from functions.adapters.capture import CaptureRecord, CaptureWriter
+from functions.adapters.events import MODEL_DRIFT_DETECTED
+from functions.adapters.locks import S3RetrainHistory, S3RetrainLock
+from functions.adapters.outcomes import S3OutcomeStore
+from functions.adapters.registry import S3ModelRegistry
+from functions.adapters.rollout_state import S3RolloutStore
+from functions.bootstrap import AwsClients
+from functions.domain.card import ModelCard
+from functions.errors import StorageError
+from functions.handlers.retrain import RetrainEnvironment, RetrainFunction, instrument
+from functions.settings import RetrainSettings
+from tests.conftest import CFG, DATA
+from tests.events import load_event
+
+NAME = CFG.model_name
+BASE_ROWS = 569
+OPERATOR = {"trigger": "operator", "force": False}
+FORCED = {"trigger": "operator", "force": True, "reason": "hotfix"}
+
+
+@dataclass
+class FakeClock:
+    """Wall time the test moves by hand (starts at the real time, so captured traffic is recent)."""
+
+    now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def events_client(aws: Any, boto_session: Any) -> Any:
+    client = boto_session.client("events")
+    client.create_event_bus(Name=CFG.event_bus_name)
+    return client
+
+
+@pytest.fixture
+def make_function(aws: Any, events_client: Any, clock: FakeClock) -> Callable[..., RetrainFunction]:
+    """``make_function(**settings)``: a retrain execution environment over moto with the test's clock."""
+
+    def build(**overrides: Any) -> RetrainFunction:
+        fields: dict[str, Any] = {
+            "registry_bucket": CFG.registry_bucket,
+            "data_bucket": CFG.data_bucket,
+            "model_name": NAME,
+            "event_bus_name": CFG.event_bus_name,
+            "capture_days": 1.0,  # 25 hour partitions to list instead of 721: the tests stay fast
+        }
+        fields.update(overrides)
+        clients = AwsClients(s3=aws, events=events_client)
+        return RetrainFunction(RetrainEnvironment(RetrainSettings(**fields), clients, clock=clock))
+
+    return build
+
+
+@pytest.fixture
+def invoke(make_function: Callable[..., RetrainFunction], lambda_context: Any) -> Callable[..., dict[str, Any]]:
+    """``invoke(event, **settings)``: one instrumented invocation, as Lambda runs it."""
+
+    def run(event: dict[str, Any], **settings: Any) -> dict[str, Any]:
+        return instrument(make_function(**settings))(event, lambda_context)
+
+    return run
+
+
+@pytest.fixture
+def lock(aws: Any, clock: FakeClock) -> S3RetrainLock:
+    return S3RetrainLock(aws, CFG.registry_bucket, ttl_seconds=900, clock=clock)
+
+
+@pytest.fixture
+def history(aws: Any) -> S3RetrainHistory:
+    return S3RetrainHistory(aws, CFG.registry_bucket)
+
+
+@pytest.fixture
+def rollouts(aws: Any) -> S3RolloutStore:
+    return S3RolloutStore(aws, CFG.registry_bucket)
+
+
+@dataclass(frozen=True)
+class Stores:
+    """What a retrain leaves behind: versions and aliases, rollout state, the lock, the run records."""
+
+    registry: S3ModelRegistry
+    rollouts: S3RolloutStore
+    lock: S3RetrainLock
+    history: S3RetrainHistory
+
+
+@pytest.fixture
+def stores(
+    registry: S3ModelRegistry, rollouts: S3RolloutStore, lock: S3RetrainLock, history: S3RetrainHistory
+) -> Stores:
+    return Stores(registry, rollouts, lock, history)
+
+
+@dataclass(frozen=True)
+class Traffic:
+    labelled_rows: int
+    duplicate_rows: int
+    unusable_rows: int
+
+
+@pytest.fixture
+def traffic(champion: ModelCard, aws: Any, clock: FakeClock) -> Traffic:
+    """20 captured 3-row requests (rows of the real data set) an hour ago; outcomes for the first 15.
+
+    Request 0 is captured twice (its 3 rows must count once), row 1-0 gets a corrected outcome
+    later (the latest counts), row 14-2's outcome is a class the model does not have (unusable),
+    requests 15-19 have no outcomes (not training data).
+    """
+    table = np.genfromtxt(DATA / CFG.demo.file, delimiter=",", names=True)
+    names = champion.feature_schema.names
+    served_at = (clock.now - timedelta(hours=1)).timestamp()
+    records = []
+    for r in range(20):
+        rows = table[3 * r : 3 * r + 3]
+        records.append(
+            CaptureRecord(
+                request_id=f"req-{r}",
+                timestamp=served_at + r,
+                model_version=champion.version,
+                columns={n: rows[n].astype(np.float64) for n in names},
+                predictions=rows["target"].astype(np.int64),
+                probabilities=None,
+                n_rows=3,
+            )
+        )
+    writer = CaptureWriter(aws, CFG.data_bucket, CFG.capture_prefix, NAME)
+    writer.write(records)
+    writer.write(records[:1])  # the same request captured again
+    outcomes = S3OutcomeStore(aws, CFG.data_bucket, CFG.outcomes_prefix)
+    labelled = [(f"{rec.request_id}-{i}", int(rec.predictions[i])) for rec in records[:15] for i in range(3)]
+    labelled[-1] = ("req-14-2", 7)
+    outcomes.put_batch(NAME, labelled, received_at=clock.now - timedelta(minutes=30))
+    outcomes.put_batch(NAME, [("req-1-0", 1 - labelled[3][1])], received_at=clock.now - timedelta(minutes=10))
+    return Traffic(labelled_rows=44, duplicate_rows=3, unusable_rows=1)
+
+
+def emf_metrics(out: str) -> dict[str, float]:
+    """Metric name to value of the EMF records printed by the handler."""
+    found: dict[str, float] = {}
+    for line in out.splitlines():
+        if '"_aws"' not in line:
+            continue
+        record = json.loads(line)
+        assert record["model_name"] == NAME
+        for definition in record["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+            value = record[definition["Name"]]
+            found[definition["Name"]] = sum(value) if isinstance(value, list) else value
+    return found
+
+
+def drift_event(model_name: str = NAME) -> dict[str, Any]:
+    event = load_event("schedule")
+    event.update(
+        {"detail-type": MODEL_DRIFT_DETECTED, "source": "mlops", "detail": {"model_name": model_name, "version": 1}}
+    )
+    return event
+
+
+# -- the happy path -----------------------------------------------------------------------------
+def test_retrain_registers_the_candidate_as_challenger_and_requests_a_rollout(
+    traffic: Traffic, invoke: Any, stores: Stores, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = invoke(drift_event())
+
+    assert result["status"] == "registered", result["reasons"]
+    assert (result["champion_version"], result["candidate_version"]) == (1, 2)
+    assert result["rollout_requested"] is True
+    assert result["event_published"] is True
+    assert result["reasons"] == []
+    assert stores.registry.get_aliases(NAME) == {"champion": 1, "challenger": 2}
+    state, _ = stores.rollouts.load(NAME)
+    assert (state.status, state.challenger_version, state.champion_version) == ("pending", 2, 1)
+
+    card = stores.registry.get_card(NAME, 2)
+    assert card.parent_version == 1
+    assert card.training_data.rows == BASE_ROWS + traffic.labelled_rows
+    assert card.training_data.uri == stores.registry.get_card(NAME, 1).training_data.uri
+    assert card.estimator == stores.registry.get_card(NAME, 1).estimator
+    assert card.description.startswith(f"retrained from v1 on drift ({MODEL_DRIFT_DETECTED} ")
+    assert result["training_rows"] == {
+        "total": BASE_ROWS + traffic.labelled_rows,
+        "base": BASE_ROWS,
+        "captured": traffic.labelled_rows,
+        "duplicates_dropped": traffic.duplicate_rows,
+        "unusable_dropped": traffic.unusable_rows,
+    }
+    metrics = result["metrics"]
+    assert metrics["primary_metric"] == "roc_auc"
+    assert card.metrics == metrics["candidate"]
+    assert metrics["candidate"]["roc_auc"] >= metrics["champion"]["roc_auc"] * (1 - 0.01)
+    assert all(check["passed"] for check in result["gates"].values())
+
+    assert stores.lock.current(NAME) is None  # released
+    last = stores.history.last(NAME)
+    assert last is not None
+    assert (last.outcome, last.candidate_version, last.champion_version) == ("registered", 2, 1)
+    assert emf_metrics(capsys.readouterr().out) == {"RetrainStarted": 1, "CandidateRegistered": 1}
+
+
+def test_the_candidate_trains_on_no_held_out_row(traffic: Traffic, invoke: Any, registry: S3ModelRegistry) -> None:
+    result = invoke(OPERATOR)
+
+    card = registry.get_card(NAME, 2)
+    holdout = result["metrics"]["holdout_rows"]
+    assert card.training_data.train_rows + holdout < card.training_data.rows
+    assert holdout == math.ceil(0.25 * card.training_data.rows)
+
+
+def test_without_auto_deploy_the_candidate_waits_as_challenger(
+    traffic: Traffic, invoke: Any, registry: S3ModelRegistry, rollouts: S3RolloutStore
+) -> None:
+    result = invoke(OPERATOR, auto_deploy=False)
+
+    assert result["status"] == "registered"
+    assert result["rollout_requested"] is False
+    assert result["reasons"] == ["auto-deploy is off: v2 waits as challenger for `mlops promote`"]
+    assert registry.get_aliases(NAME) == {"champion": 1, "challenger": 2}
+    assert rollouts.load(NAME)[0].status == "idle"
+
+
+def test_a_scheduled_retrain_without_captured_traffic_uses_the_base_dataset(
+    champion: ModelCard, invoke: Any, registry: S3ModelRegistry
+) -> None:
+    result = invoke(load_event("schedule"))
+
+    assert result["status"] == "registered"
+    assert result["trigger"].startswith("schedule (Scheduled Event ")
+    assert registry.get_card(NAME, 2).training_data.rows == BASE_ROWS
+
+
+# -- gates ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "case",
+    [
+        ({"latency_budget_ms": 1e-6}, "latency", "1-row predict latency"),
+        ({"artifact_budget_bytes": 100}, "artifact_size", "byte budget"),
+    ],
+    ids=["latency", "artifact_size"],
+)
+def test_a_candidate_failing_a_gate_is_rejected_recorded_and_changes_nothing(
+    traffic: Traffic, invoke: Any, stores: Stores, capsys: pytest.CaptureFixture[str], case: tuple[Any, str, str]
+) -> None:
+    settings, gate, reason = case
+    result = invoke(drift_event(), **settings)
+
+    assert result["status"] == "rejected"
+    assert result["candidate_version"] is None
+    assert result["rollout_requested"] is False
+    (text,) = result["reasons"]
+    assert reason in text
+    assert result["gates"][gate]["passed"] is False
+    assert stores.registry.get_aliases(NAME) == {"champion": 1}
+    assert [c.version for c in stores.registry.list_versions(NAME)] == [1]
+    assert stores.rollouts.load(NAME)[0].status == "idle"
+    (rejection,) = stores.history.rejections(NAME)
+    assert rejection["key"] == result["rejection_key"]
+    assert rejection["key"].startswith(f"models/{NAME}/rejections/")
+    assert rejection["reasons"] == result["reasons"]
+    assert rejection["champion_version"] == 1
+    assert rejection["metrics"]["candidate"] == result["metrics"]["candidate"]
+    last = stores.history.last(NAME)
+    assert last is not None
+    assert (last.outcome, last.reasons) == ("rejected", result["reasons"])
+    assert stores.lock.current(NAME) is None
+    assert emf_metrics(capsys.readouterr().out) == {"RetrainStarted": 1, "CandidateRejected": 1}
+
+
+# -- the lock -------------------------------------------------------------------------------------
+def test_a_retrain_is_skipped_while_another_holds_the_lock(
+    traffic: Traffic, invoke: Any, stores: Stores, capsys: pytest.CaptureFixture[str]
+) -> None:
+    theirs = stores.lock.acquire(NAME, holder="schedule (another invocation)")
+    assert theirs is not None
+
+    result = invoke(FORCED)  # force skips the cooldown, never the lock
+
+    assert result["status"] == "skipped"
+    (reason,) = result["reasons"]
+    assert reason.startswith("another retrain holds the lock (schedule (another invocation), since ")
+    assert result["started"] is False
+    assert [c.version for c in stores.registry.list_versions(NAME)] == [1]
+    assert stores.lock.holds(theirs)  # untouched
+    assert stores.history.last(NAME) is None  # a skipped run starts no cooldown
+    assert emf_metrics(capsys.readouterr().out) == {"RetrainSkipped": 1}
+
+
+def test_an_expired_lock_is_taken_over(
+    traffic: Traffic, invoke: Any, lock: S3RetrainLock, clock: FakeClock, registry: S3ModelRegistry
+) -> None:
+    dead = lock.acquire(NAME, holder="a run that crashed")
+    assert dead is not None
+    clock.advance(901)
+
+    result = invoke(OPERATOR)
+
+    assert result["status"] == "registered"
+    assert lock.current(NAME) is None
+    assert lock.release(dead) is False  # the crashed run cannot delete anything now
+
+
+def test_two_runs_cannot_both_take_over_an_expired_lock(aws: Any, lock: S3RetrainLock, clock: FakeClock) -> None:
+    assert lock.acquire(NAME) is not None
+    clock.advance(901)
+    stale = lock.current(NAME)  # B reads the expired lock ...
+
+    class SlowReader(S3RetrainLock):
+        def current(self, model_name: str) -> Any:
+            return stale  # ... and keeps acting on that read
+
+    winner = lock.acquire(NAME, holder="C")  # ... while C takes it over first
+    loser = SlowReader(aws, CFG.registry_bucket, ttl_seconds=900, clock=clock).acquire(NAME, holder="B")
+
+    assert winner is not None
+    assert winner.took_over_from is not None
+    assert loser is None
+    assert lock.holds(winner)
+
+
+def test_release_deletes_only_our_own_lock(aws: Any, lock: S3RetrainLock, clock: FakeClock) -> None:
+    first = lock.acquire(NAME)
+    assert first is not None
+    assert lock.acquire(NAME) is None  # held
+    clock.advance(901)
+    second = lock.acquire(NAME)
+    assert second is not None
+
+    assert lock.release(first) is False
+    assert lock.holds(second)
+    assert lock.release(second) is True
+    assert lock.current(NAME) is None
+    assert lock.acquire(NAME) is not None  # free again (over a delete marker: the bucket is versioned)
+
+
+def test_an_unreadable_lock_counts_as_expired(aws: Any, lock: S3RetrainLock) -> None:
+    aws.put_object(Bucket=CFG.registry_bucket, Key=lock.key(NAME), Body=b"not json")
+
+    lease = lock.acquire(NAME)
+
+    assert lease is not None
+    assert lease.took_over_from == "unreadable lock"
+
+
+# -- the cooldown ---------------------------------------------------------------------------------
+def test_cooldown_turns_a_burst_of_drift_events_into_one_retrain_and_force_overrides_it(
+    traffic: Traffic, invoke: Any, clock: FakeClock, registry: S3ModelRegistry
+) -> None:
+    first = invoke(drift_event(), auto_deploy=False)
+    clock.advance(60)
+    burst = [invoke(drift_event(), auto_deploy=False) for _ in range(2)]
+    clock.advance(60)
+    forced = invoke(FORCED, auto_deploy=False)
+
+    assert first["status"] == "registered"
+    assert [r["status"] for r in burst] == ["skipped", "skipped"]
+    assert burst[0]["reasons"][0].startswith("cooldown: the last retrain started at ")
+    assert "(registered)" in burst[0]["reasons"][0]
+    assert forced["status"] == "registered"
+    assert forced["candidate_version"] == 3
+    assert forced["trigger"] == "operator (hotfix), forced"
+    assert [c.version for c in registry.list_versions(NAME)] == [1, 2, 3]
+
+    clock.advance(3600)
+    assert invoke(drift_event(), auto_deploy=False)["status"] == "registered"
+
+
+def test_no_retrain_while_a_rollout_is_under_way(traffic: Traffic, invoke: Any, registry: S3ModelRegistry) -> None:
+    assert invoke(OPERATOR)["rollout_requested"] is True
+
+    result = invoke(FORCED)
+
+    assert result["status"] == "skipped"
+    assert result["reasons"] == ["a rollout of v2 is pending; retrain after it ends"]
+    assert [c.version for c in registry.list_versions(NAME)] == [1, 2]
+
+
+# -- failures -------------------------------------------------------------------------------------
+def test_a_crash_during_training_fails_releases_the_lock_and_leaves_the_champion(
+    champion: ModelCard, aws: Any, invoke: Any, stores: Stores, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bucket, key = champion.training_data.uri[5:].split("/", 1)
+    aws.put_object(Bucket=bucket, Key=key, Body=b"mean_radius,target\nnot-a-number,1\n")
+
+    result = invoke(drift_event())
+
+    assert result["status"] == "failed"
+    (reason,) = result["reasons"]
+    assert reason.startswith("retrain failed: training_error: ")
+    assert result["champion_version"] == 1
+    assert result["candidate_version"] is None
+    assert stores.registry.get_aliases(NAME) == {"champion": 1}
+    assert stores.lock.current(NAME) is None
+    last = stores.history.last(NAME)
+    assert last is not None
+    assert (last.outcome, last.reasons) == ("failed", result["reasons"])
+    out = capsys.readouterr().out
+    assert emf_metrics(out) == {"RetrainStarted": 1, "RetrainFailures": 1}
+    (logged,) = [r for r in map(json.loads, out.splitlines()) if r.get("level") == "ERROR"]
+    assert logged["message"] == "retrain failed"
+    assert "TrainingError" in logged["exception"]
+    assert logged["correlation_id"] == drift_event()["id"]
+
+
+def test_an_unexpected_error_is_reported_without_its_details(
+    traffic: Traffic, invoke: Any, lock: S3RetrainLock, registry: S3ModelRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_training(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(retrain_service, "train", broken_training)
+
+    result = invoke(OPERATOR)
+
+    assert result["status"] == "failed"
+    assert result["reasons"] == [
+        "retrain failed: unexpected RuntimeError; the retrain function's logs have the details"
+    ]
+    assert lock.current(NAME) is None
+    assert registry.get_aliases(NAME) == {"champion": 1}
+
+
+def test_without_a_champion_there_is_nothing_to_retrain(aws: Any, invoke: Any, lock: S3RetrainLock) -> None:
+    result = invoke(OPERATOR)
+
+    assert result["status"] == "failed"
+    assert "model_not_found" in result["reasons"][0]
+    assert lock.current(NAME) is None
+
+
+# -- events ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        (drift_event("another-model"), "the event is about model 'another-model'; this function retrains"),
+        ({**load_event("schedule"), "detail-type": "Something Else"}, "unsupported event: detail-type"),
+        ({"trigger": "operator", "force": "maybe"}, "unsupported event: neither"),
+        ({"hello": "world"}, "unsupported event: neither"),
+    ],
+)
+def test_events_that_ask_for_no_retrain_are_skipped_with_the_reason(
+    champion: ModelCard, invoke: Any, registry: S3ModelRegistry, event: dict[str, Any], reason: str
+) -> None:
+    result = invoke(event)
+
+    assert result["status"] == "skipped"
+    assert result["reasons"][0].startswith(reason)
+    assert [c.version for c in registry.list_versions(NAME)] == [1]
+
+
+@pytest.fixture
+def fresh_handler(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(retrain_module, "_default", None)
+    yield
+
+
+@pytest.mark.usefixtures("champion", "events_client", "fresh_handler")
+def test_lambda_handler_reads_its_settings_from_the_environment(
+    function_env: Any, lambda_context: Any, registry: S3ModelRegistry
+) -> None:
+    function_env("retrain", CAPTURE_DAYS="1", AUTO_DEPLOY="false")
+
+    result = retrain_module.lambda_handler(dict(OPERATOR), lambda_context)
+
+    assert result["status"] == "registered", result["reasons"]
+    assert result["rollout_requested"] is False
+    assert registry.get_aliases(NAME) == {"champion": 1, "challenger": 2}
+
+
+def test_a_champion_changed_during_the_retrain_keeps_its_challenger_slot(
+    train_model: Any, invoke: Any, stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train_model()  # v1, champion
+    train_model()  # v2, registered only
+    real_train = retrain_service.train
+
+    def train_while_an_operator_promotes(*args: Any, **kwargs: Any) -> Any:
+        stores.registry.set_aliases(NAME, {"champion": 2, "previous": 1}, reason="operator promoted v2")
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(retrain_service, "train", train_while_an_operator_promotes)
+
+    result = invoke(OPERATOR)
+
+    assert result["status"] == "registered"
+    assert (result["champion_version"], result["candidate_version"]) == (1, 3)
+    assert result["reasons"] == ["the champion changed during the retrain; v3 is registered but not made challenger"]
+    assert result["rollout_requested"] is False
+    assert stores.registry.get_aliases(NAME) == {"champion": 2, "previous": 1}
+
+
+def test_a_lock_that_cannot_be_released_does_not_undo_the_outcome(
+    traffic: Traffic, make_function: Any, lambda_context: Any, stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    function = make_function()
+
+    def unreachable(_lease: Any) -> bool:
+        raise StorageError("releasing failed: SlowDown")
+
+    monkeypatch.setattr(function.env.ports().lock, "release", unreachable)
+
+    result = instrument(function)(dict(OPERATOR), lambda_context)
+
+    assert result["status"] == "registered"
+    assert result["reasons"][-1].startswith("the retrain lock could not be released (releasing failed: SlowDown)")
+    assert stores.registry.get_aliases(NAME)["challenger"] == 2
