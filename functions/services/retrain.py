@@ -121,7 +121,7 @@ class RetrainResult:
     champion_version: int | None = None
     candidate_version: int | None = None
     rollout_requested: bool = False
-    event_published: bool = False
+    events: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     gates: dict[str, Any] = field(default_factory=dict)
     training_rows: dict[str, int] = field(default_factory=dict)
@@ -138,7 +138,7 @@ class RetrainResult:
             "champion_version": self.champion_version,
             "candidate_version": self.candidate_version,
             "rollout_requested": self.rollout_requested,
-            "event_published": self.event_published,
+            "events": self.events,
             "metrics": self.metrics,
             "gates": self.gates,
             "training_rows": self.training_rows,
@@ -401,8 +401,8 @@ class _Run:
             "rollout_requested": result.rollout_requested,
         }
         try:
-            ports.publisher.publish(CANDIDATE_REGISTERED, detail)
-            result.event_published = True
+            event_id = ports.publisher.publish(CANDIDATE_REGISTERED, detail)
+            result.events.append({"detail_type": CANDIDATE_REGISTERED, "detail": detail, "event_id": event_id})
         except MlopsError as exc:
             self.note(f"{CANDIDATE_REGISTERED} was not published: {exc.message}")
 

@@ -194,7 +194,10 @@ def test_retrain_registers_the_candidate_as_challenger_and_requests_a_rollout(
     assert result["status"] == "registered", result["reasons"]
     assert (result["champion_version"], result["candidate_version"]) == (1, 2)
     assert result["rollout_requested"] is True
-    assert result["event_published"] is True
+    (published,) = result["events"]
+    assert published["detail_type"] == "CandidateRegistered"
+    assert published["detail"]["version"] == 2
+    assert published["event_id"]
     assert result["reasons"] == []
     assert stores.registry.get_aliases(NAME) == {"champion": 1, "challenger": 2}
     state, _ = stores.rollouts.load(NAME)
@@ -530,4 +533,16 @@ def test_a_lock_that_cannot_be_released_does_not_undo_the_outcome(
 
     assert result["status"] == "registered"
     assert result["reasons"][-1].startswith("the retrain lock could not be released (releasing failed: SlowDown)")
+    assert stores.registry.get_aliases(NAME)["challenger"] == 2
+
+
+def test_an_event_that_could_not_be_published_is_reported_not_hidden(
+    traffic: Traffic, invoke: Any, stores: Stores
+) -> None:
+    result = invoke(OPERATOR, event_bus_name="no-such-bus")
+
+    assert result["status"] == "registered"
+    assert result["events"] == []
+    assert result["reasons"][-1].startswith("CandidateRegistered was not published: ")
+    assert result["rollout_requested"] is True
     assert stores.registry.get_aliases(NAME)["challenger"] == 2
