@@ -34,7 +34,7 @@ from functions.adapters.s3 import error_code, get_bytes, is_not_found, is_precon
 from functions.errors import StorageError
 
 LOCK_PREFIX = "locks/retrain"
-RunOutcome = Literal["running", "registered", "rejected", "failed"]
+RunOutcome = Literal["running", "registered", "rejected", "skipped", "failed"]
 Clock = Callable[[], datetime]
 
 

@@ -2,13 +2,15 @@
 
 One run, in order: cooldown check; lock; (under the lock) cooldown again and no rollout under
 way; resolve the champion; assemble the training data (base dataset + captured rows that have
-outcomes, one row per row id); split off held-out rows the candidate never trains on; train the
-candidate with the champion's estimator; score candidate and champion on the same held-out rows;
-measure 1-row latency and artifact size; apply the gates. A rejected candidate is recorded under
-``models/<name>/rejections/`` and nothing else changes. A passing one is registered (parent: the
-champion), becomes ``challenger`` (only if the champion is still the one it was compared with),
-a rollout is requested when auto-deploy is on, and ``CandidateRegistered`` is published. The
-lock is always released; the cooldown record notes the start and the outcome of every run.
+outcomes, one row per row id; with no such rows only an operator's request goes on, since the
+candidate would merely relearn the champion's data); split off held-out rows the candidate never
+trains on; train the candidate with the champion's estimator; score candidate and champion on
+the same held-out rows; measure 1-row latency and artifact size; apply the gates. A rejected
+candidate is recorded under ``models/<name>/rejections/`` and nothing else changes. A passing
+one is registered (parent: the champion), becomes ``challenger`` (only if the champion is still
+the one it was compared with), a rollout is requested when auto-deploy is on, and
+``CandidateRegistered`` is published. The lock is always released; the cooldown record notes
+the start and the outcome of every run that got past the lock.
 
 The held-out rows are drawn from all the data, so they may include base rows the champion was
 trained on: that flatters the champion, which only makes the metric gate stricter.
@@ -78,6 +80,7 @@ class RetrainOptions:
     validation_fraction: float = 0.25
     auto_deploy: bool = True
     random_state: int = 42
+    min_captured_rows: int = 1
 
     @classmethod
     def from_settings(cls, settings: RetrainSettings) -> RetrainOptions:
@@ -111,7 +114,21 @@ class RetrainPorts:
 
 @dataclass
 class RetrainResult:
-    """What one retrain did. ``as_dict`` is the contract the handler, the local runtime and the CLI share."""
+    """What one retrain did. ``as_dict`` is the contract the handler, the local runtime and the CLI share.
+
+    Attributes:
+        status: ``registered``, ``rejected``, ``skipped`` or ``failed``.
+        reasons: why it was skipped, rejected (one per failed gate) or failed; for ``registered``,
+            notes such as "auto-deploy is off" or an event that could not be published.
+        started: it got past the cooldown and the lock (and so started the cooldown).
+        champion_version: the champion it was compared with. candidate_version: the version registered.
+        rollout_requested: a rollout of the candidate was requested (auto-deploy).
+        events: what it published (``detail_type``, ``detail``, ``event_id``).
+        metrics: ``primary_metric``, ``lower_is_better``, all ``candidate`` and ``champion`` metrics on
+            the held-out rows, ``holdout_rows``, ``latency_ms_1row``, ``artifact_bytes``.
+        gates: per gate its value, limit and ``passed``. training_rows: total, base, captured, dropped.
+        rejection_key: where a rejected candidate's record was written.
+    """
 
     status: Status
     model_name: str
@@ -290,6 +307,13 @@ class _Run:
             f"training data: {data.base_rows} base rows + {data.captured_rows} captured rows with outcomes "
             f"({data.duplicate_rows} duplicates dropped, {data.unusable_rows} unusable)"
         )
+        if data.captured_rows < options.min_captured_rows and self.trigger.kind != "operator":
+            # Without new labelled rows the candidate would only relearn the champion's data.
+            self.skip(
+                f"only {data.captured_rows} captured rows with outcomes in the last {options.capture_days:g} days "
+                f"(at least {options.min_captured_rows} needed); an operator can still retrain on the base dataset"
+            )
+            return
         train_part, holdout = holdout_split(
             data.dataset, options.validation_fraction, options.random_state, champion.task
         )

@@ -250,14 +250,27 @@ def test_without_auto_deploy_the_candidate_waits_as_challenger(
     assert rollouts.load(NAME)[0].status == "idle"
 
 
-def test_a_scheduled_retrain_without_captured_traffic_uses_the_base_dataset(
-    champion: ModelCard, invoke: Any, registry: S3ModelRegistry
+def test_without_new_labelled_traffic_only_an_operator_retrains(
+    champion: ModelCard, invoke: Any, clock: FakeClock, stores: Stores, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    result = invoke(load_event("schedule"))
+    scheduled = invoke(load_event("schedule"))
 
-    assert result["status"] == "registered"
-    assert result["trigger"].startswith("schedule (Scheduled Event ")
-    assert registry.get_card(NAME, 2).training_data.rows == BASE_ROWS
+    assert scheduled["status"] == "skipped"
+    assert scheduled["trigger"].startswith("schedule (Scheduled Event ")
+    assert scheduled["reasons"] == [
+        "only 0 captured rows with outcomes in the last 1 days (at least 1 needed); "
+        "an operator can still retrain on the base dataset"
+    ]
+    assert [c.version for c in stores.registry.list_versions(NAME)] == [1]
+    last = stores.history.last(NAME)
+    assert last is not None
+    assert last.outcome == "skipped"  # it looked, so the cooldown holds off the next event
+    assert emf_metrics(capsys.readouterr().out) == {"RetrainStarted": 1, "RetrainSkipped": 1}
+
+    operator = invoke(FORCED)
+
+    assert operator["status"] == "registered"
+    assert stores.registry.get_card(NAME, 2).training_data.rows == BASE_ROWS
 
 
 # -- gates ----------------------------------------------------------------------------------------
