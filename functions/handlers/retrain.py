@@ -101,13 +101,14 @@ class RetrainEnvironment:
     settings: RetrainSettings
     clients: AwsClients = field(default_factory=AwsClients)
     clock: Callable[[], datetime] = utc_now
-    _ports: RetrainPorts | None = None
+    _ports: RetrainPorts | None = field(default=None, init=False, repr=False)
 
     @property
     def options(self) -> RetrainOptions:
         return RetrainOptions.from_settings(self.settings)
 
     def ports(self) -> RetrainPorts:
+        """The adapters, built on first use (the rollout state and the lock live in the registry bucket)."""
         if self._ports is None:
             s, s3 = self.settings, self.clients.s3
             self._ports = RetrainPorts(
@@ -131,6 +132,7 @@ class RetrainFunction:
         self.env = env
 
     def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        """Parse the trigger, run one retrain, count and return its result (``RetrainResult.as_dict``)."""
         model_name = self.env.settings.model_name
         metrics.add_dimension(name="model_name", value=model_name)
         trigger = parse_trigger(event, model_name)
@@ -140,7 +142,7 @@ class RetrainFunction:
         else:
             try:
                 result = retrain(self.env.ports(), model_name, self.env.options, trigger, progress=logger.info)
-            except Exception as exc:  # noqa: BLE001 - before the lock or while releasing it: still a failure
+            except Exception as exc:  # noqa: BLE001 - S3 failing around the lock is a failure too
                 result = RetrainResult(
                     "failed", model_name, trigger.describe(), reasons=[describe_failure(exc)], error=exc
                 )
