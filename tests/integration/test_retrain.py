@@ -559,3 +559,22 @@ def test_an_event_that_could_not_be_published_is_reported_not_hidden(
     assert result["reasons"][-1].startswith("CandidateRegistered was not published: ")
     assert result["rollout_requested"] is True
     assert stores.registry.get_aliases(NAME)["challenger"] == 2
+
+
+def test_storage_failing_before_the_lock_is_a_counted_failure(
+    champion: ModelCard, make_function: Any, lambda_context: Any, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    function = make_function()
+
+    def unreachable(_model_name: str) -> Any:
+        raise StorageError("reading the cooldown record failed: ServiceUnavailable")
+
+    monkeypatch.setattr(function.env.ports().history, "last", unreachable)
+
+    result = instrument(function)(dict(OPERATOR), lambda_context)
+
+    assert result["status"] == "failed"
+    assert result["started"] is False
+    assert result["reasons"] == ["storage_error: reading the cooldown record failed: ServiceUnavailable"]
+    assert emf_metrics(capsys.readouterr().out) == {"RetrainFailures": 1}
