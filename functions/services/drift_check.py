@@ -9,6 +9,8 @@ version's baseline. The window is streamed one capture object at a time into bou
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -198,19 +200,102 @@ def _outputs(card: ModelCard, request: CapturedRequest) -> Sequence[Any] | None:
     return request.predictions if card.task == "multiclass_classification" else None
 
 
-def _join(scan: _Scan, request: CapturedRequest, outcomes: Mapping[str, Any]) -> None:
+def outcomes_by_request(outcomes: Mapping[str, Any]) -> dict[str, list[tuple[int, Any]]]:
+    """Outcomes grouped by request: ``{request_id: [(row index, actual), ...]}``, rows in order.
+
+    Row ids are ``<request_id>-<i>`` (request ids may contain '-' themselves); an id of another
+    shape cannot name a captured row and is left out.
+
+    Args:
+        outcomes: row id to actual value.
+
+    Returns:
+        The outcomes of each request, by row index.
+    """
+    grouped: dict[str, list[tuple[int, Any]]] = {}
+    for row_id, actual in outcomes.items():
+        request_id, _, index = row_id.rpartition("-")
+        if request_id and index.isdigit():
+            grouped.setdefault(request_id, []).append((int(index), actual))
+    for rows in grouped.values():
+        rows.sort(key=lambda pair: pair[0])
+    return grouped
+
+
+def _join(scan: _Scan, request: CapturedRequest, labelled: list[tuple[int, Any]]) -> None:
     assert scan.performance is not None
-    ids = request.row_ids
-    hits = [i for i, row_id in enumerate(ids) if row_id in outcomes]
+    hits = [(i, actual) for i, actual in labelled if i < request.n_rows]
     if not hits:
         return
     probabilities = request.probabilities
     scan.performance.add(
-        [outcomes[ids[i]] for i in hits],
-        [request.predictions[i] for i in hits],
-        None if probabilities is None else [probabilities[i] for i in hits],
+        [actual for _, actual in hits],
+        [request.predictions[i] for i, _ in hits],
+        None if probabilities is None else [probabilities[i] for i, _ in hits],
     )
     scan.joined += len(hits)
+
+
+_DONE = object()
+
+
+def prefetched(requests: Iterator[CapturedRequest], rows: int = 1000, depth: int = 8) -> Iterator[CapturedRequest]:
+    """``requests``, read ahead on a thread: while one batch is counted, the next objects are fetched and decoded.
+
+    At most ``depth`` batches of about ``rows`` rows wait at a time, so memory stays bounded. An
+    error while reading is raised here, where the caller iterates; a caller that stops early
+    stops the reader too.
+
+    Args:
+        requests: the captured requests, e.g. ``S3CaptureReader.iter_requests(...)``.
+        rows: rows per batch handed over.
+        depth: batches that may wait.
+
+    Returns:
+        The same requests, in the same order.
+    """
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def hand(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        batch: list[CapturedRequest] = []
+        size = 0
+        try:
+            for request in requests:
+                batch.append(request)
+                size += request.n_rows
+                if size >= rows:
+                    if not hand(batch):
+                        return
+                    batch, size = [], 0
+            if batch:
+                hand(batch)
+            hand(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer and raised there
+            hand(exc)
+
+    reader = threading.Thread(target=read, name="capture-prefetch", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield from item
+    finally:
+        stop.set()
+        reader.join(timeout=5)
 
 
 def _scan(
@@ -226,15 +311,15 @@ def _scan(
         drift=DriftAccumulator(card.baseline, card.task, sample_size=sample_size, seed=seed),
         performance=PerformanceAccumulator(card.task, card.classes) if outcomes else None,
     )
-    # Row ids are "<request_id>-<i>": requests with no outcome at all are skipped without building ids.
-    labelled = {row_id.rpartition("-")[0] for row_id in outcomes}
-    for request in captures.iter_requests(card.name, window.start, window.end):
+    labelled = outcomes_by_request(outcomes)
+    for request in prefetched(captures.iter_requests(card.name, window.start, window.end)):
         if request.model_version != card.version:
             scan.other_rows += request.n_rows
             continue
         scan.drift.add(request.features, _outputs(card, request), request.n_rows)
-        if request.request_id in labelled:
-            _join(scan, request, outcomes)
+        rows = labelled.get(request.request_id)
+        if rows:
+            _join(scan, request, rows)
     return scan
 
 
