@@ -74,6 +74,8 @@ class RolloutConfig(BaseModel):
     max_error_rate: float = Field(default=0.02, ge=0, le=1)
     max_p99_latency_ms: float = Field(default=1000.0, gt=0)
     max_prediction_psi: float = Field(default=0.25, gt=0)
+    max_quality_drop: float = Field(default=0.05, ge=0)
+    min_labeled: int = Field(default=20, ge=1)
     alias_name: str = "live"
 
 
@@ -208,7 +210,9 @@ def function_environment(config: StageConfig, function: str) -> dict[str, str]:
             "MAX_ERROR_RATE": str(o.max_error_rate),
             "MAX_P99_LATENCY_MS": str(o.max_p99_latency_ms),
             "MAX_PREDICTION_PSI": str(o.max_prediction_psi),
-            "PREDICT_SERVICE_NAME": f"{config.app_name}-predict",
+            "MAX_QUALITY_DROP": str(o.max_quality_drop),
+            "MIN_LABELED": str(o.min_labeled),
+            "OUTCOMES_PREFIX": config.outcomes_prefix,
             "EVENT_BUS_NAME": config.event_bus_name,
             "EVENT_SOURCE": config.event_source,
         }

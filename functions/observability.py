@@ -27,7 +27,10 @@ class _CurrentStdout:
 logger = Logger(
     service=os.environ.get("POWERTOOLS_SERVICE_NAME", "mlops"), logger_handler=logging.StreamHandler(_CurrentStdout())
 )
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE))
+# No "service" dimension (an empty service turns Powertools' default one off): metrics are identified by
+# model_name and model_version, so the rollout controller and the alarms find the same series on Lambda
+# and in the local runtime, where every function shares one process.
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE), service="")
 _tracer: Any = None
 
 

@@ -90,9 +90,11 @@ class RolloutSettings(_Common):
     max_error_rate: float = Field(default=0.02, ge=0, le=1)
     max_p99_latency_ms: float = Field(default=1000.0, gt=0)
     max_prediction_psi: float = Field(default=0.25, gt=0)
+    max_quality_drop: float = Field(default=0.05, ge=0)
+    min_labeled: int = Field(default=20, ge=1)
+    outcomes_prefix: str = "outcomes"
     event_bus_name: str
     event_source: str = "mlops"
-    predict_service_name: str = Field(default="mlops-predict", description="POWERTOOLS_SERVICE_NAME of predict.")
     powertools_metrics_namespace: str = "ServerlessMLOps"
     alarm_topic_arn: str | None = None
 

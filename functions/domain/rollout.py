@@ -81,6 +81,8 @@ class RolloutPolicy(BaseModel):
     min_requests: int = Field(default=20, ge=0)
     max_error_rate: float = Field(default=0.02, ge=0, le=1)
     max_prediction_psi: float = Field(default=0.25, gt=0)
+    max_quality_drop: float = Field(default=0.05, ge=0, description="Relative; labels beat the PSI proxy.")
+    min_labeled: int = Field(default=20, ge=1)
 
     def model_post_init(self, _context: object) -> None:
         weights = list(self.stages)
@@ -99,6 +101,25 @@ class CanaryChecks(BaseModel):
     stable_requests: int = 0
     stable_errors: int = 0
     prediction_psi: float | None = None
+    quality_metric: str | None = None
+    challenger_quality: float | None = None
+    stable_quality: float | None = None
+    challenger_labeled: int = 0
+    stable_labeled: int = 0
+
+    def quality_drop(self, min_labeled: int) -> float | None:
+        """Relative loss of the challenger against the stable side on labelled rows (None without enough labels).
+
+        Quality is accuracy for classifiers (higher is better) and MAE for regression (lower is better).
+        """
+        if min(self.challenger_labeled, self.stable_labeled) < min_labeled:
+            return None
+        if self.challenger_quality is None or self.stable_quality is None:
+            return None
+        scale = abs(self.stable_quality) or 1.0
+        if self.quality_metric == "mae":
+            return (self.challenger_quality - self.stable_quality) / scale
+        return (self.stable_quality - self.challenger_quality) / scale
 
     @property
     def challenger_error_rate(self) -> float:
@@ -140,8 +161,9 @@ def decide(state: RolloutState, checks: CanaryChecks | None, policy: RolloutPoli
     waiting = _waiting(state, checks, policy, now)
     if waiting is not None:
         return Decision(action="hold", weight=state.weight, reason=waiting)
-    last = state.stage_index + 1 >= len(policy.stages)
-    if last:
+    following = state.stage_index + 1
+    if following >= len(policy.stages) or policy.stages[following] >= 1.0:
+        # The last stage, 100%, is the promotion itself: the alias then serves the new version alone.
         return Decision(action="promote", weight=1.0, reason="all stages passed")
     return Decision(action="advance", weight=policy.stages[state.stage_index + 1], reason="stage passed")
 
@@ -152,6 +174,17 @@ def canary_failure(checks: CanaryChecks, policy: RolloutPolicy) -> str | None:
         return f"alarm: {', '.join(sorted(checks.alarms_in_alarm))}"
     if checks.challenger_requests >= policy.min_requests and checks.challenger_error_rate > policy.max_error_rate:
         return f"challenger error rate {checks.challenger_error_rate:.1%} > {policy.max_error_rate:.1%}"
+    drop = checks.quality_drop(policy.min_labeled)
+    if drop is not None:
+        # Ground truth for both sides decides; the prediction-distribution proxy is for when there is none
+        # (a model retrained on drifted data is expected to disagree with the champion it replaces).
+        if drop > policy.max_quality_drop:
+            return (
+                f"challenger {checks.quality_metric} {checks.challenger_quality:.3f} vs champion "
+                f"{checks.stable_quality:.3f} on labelled traffic: {drop:.1%} worse "
+                f"(limit {policy.max_quality_drop:.0%})"
+            )
+        return None
     if checks.prediction_psi is not None and checks.prediction_psi > policy.max_prediction_psi:
         return (
             f"prediction distribution differs from the champion's: PSI {checks.prediction_psi:.3f} "

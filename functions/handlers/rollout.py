@@ -13,6 +13,7 @@ from functions.adapters.capture_reader import S3CaptureReader
 from functions.adapters.cloudwatch import CloudWatchAdapter
 from functions.adapters.events import EventBridgePublisher
 from functions.adapters.lambda_alias import LambdaAliasDeployer
+from functions.adapters.outcomes import S3OutcomeStore
 from functions.adapters.registry import S3ModelRegistry
 from functions.adapters.rollout_state import S3RolloutStore
 from functions.bootstrap import AwsClients
@@ -33,15 +34,15 @@ class OperatorCommand(BaseModel):
     reason: str = "rolled back by an operator"
 
 
-def build_ports(settings: RolloutSettings, clients: AwsClients, namespace: str, service: str) -> rollout.RolloutPorts:
+def build_ports(settings: RolloutSettings, clients: AwsClients, namespace: str) -> rollout.RolloutPorts:
     return rollout.RolloutPorts(
         store=S3RolloutStore(clients.s3, settings.registry_bucket),
         registry=S3ModelRegistry(clients.s3, settings.registry_bucket),
         deployer=LambdaAliasDeployer(clients.lambda_, settings.predict_function_name, settings.alias_name),
         cloudwatch=CloudWatchAdapter(clients.cloudwatch, namespace),
         capture=S3CaptureReader(clients.s3, settings.data_bucket, settings.capture_prefix),
+        outcomes=S3OutcomeStore(clients.s3, settings.data_bucket, settings.outcomes_prefix),
         publisher=EventBridgePublisher(clients.events, settings.event_bus_name, settings.event_source),
-        service_dimension=settings.predict_service_name,
         alarm_prefix=f"{settings.predict_function_name}-canary",
         max_p99_latency_ms=settings.max_p99_latency_ms,
         alarm_actions=[settings.alarm_topic_arn] if settings.alarm_topic_arn else [],
@@ -55,6 +56,8 @@ def policy_of(settings: RolloutSettings) -> RolloutPolicy:
         min_requests=settings.min_requests,
         max_error_rate=settings.max_error_rate,
         max_prediction_psi=settings.max_prediction_psi,
+        max_quality_drop=settings.max_quality_drop,
+        min_labeled=settings.min_labeled,
     )
 
 
@@ -63,7 +66,7 @@ class RolloutFunction:
 
     def __init__(self, settings: RolloutSettings, clients: AwsClients, namespace: str) -> None:
         self.settings = settings
-        self.ports = build_ports(settings, clients, namespace, settings.predict_service_name)
+        self.ports = build_ports(settings, clients, namespace)
         self.policy = policy_of(settings)
 
     def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -276,9 +276,9 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from functions.local.demo import run_demo
+    from functions.local.lifecycle import demo_config, run_lifecycle
 
-    return run_demo(stage_config(args.stage), rows=args.rows)
+    return run_lifecycle(demo_config(stage_config(args.stage)), seed=args.seed)
 
 
 # -- parser ------------------------------------------------------------------------------------
@@ -350,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(func=cmd_rollout)
 
     demo = sub.add_parser("demo", help="run the local lifecycle end to end and print what happened")
-    demo.add_argument("--rows", type=int, default=200, help="rows of traffic to send (default 200)")
+    demo.add_argument("--seed", type=int, default=7, help="seed of the traffic and the canary routing (default 7)")
     demo.set_defaults(func=cmd_demo)
     return parser
 

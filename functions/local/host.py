@@ -11,10 +11,16 @@ from typing import Any
 
 from functions.bootstrap import AwsClients, OutcomeEnvironment, PredictEnvironment
 from functions.config import StageConfig, function_environment
-from functions.handlers import log_outcome, predict
+from functions.handlers import drift_check, log_outcome, predict, retrain
 from functions.handlers import rollout as rollout_handler
 from functions.local.events import LocalContext
-from functions.settings import LogOutcomeSettings, PredictSettings, RolloutSettings
+from functions.settings import (
+    DriftCheckSettings,
+    LogOutcomeSettings,
+    PredictSettings,
+    RetrainSettings,
+    RolloutSettings,
+)
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 ROUTING_CACHE_SECONDS = 0.5
@@ -45,8 +51,16 @@ class FunctionHost:
         )
         rollout_settings = RolloutSettings.model_validate(settings_values(config, "rollout"))
         self.rollout = rollout_handler.RolloutFunction(rollout_settings, clients, config.metrics_namespace)
+        drift_env = drift_check.DriftCheckEnvironment(
+            DriftCheckSettings.model_validate(settings_values(config, "drift_check")), clients
+        )
+        retrain_env = retrain.RetrainEnvironment(
+            RetrainSettings.model_validate(settings_values(config, "retrain")), clients
+        )
         self.handlers: dict[str, Handler] = {
             "log_outcome": log_outcome.instrument(log_outcome.LogOutcomeFunction(self.outcome_env)),
+            "drift_check": drift_check.instrument(drift_check.DriftCheckFunction(drift_env)),
+            "retrain": retrain.instrument(retrain.RetrainFunction(retrain_env)),
             "rollout": rollout_handler.instrument(self.rollout),
         }
 

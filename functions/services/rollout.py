@@ -13,6 +13,7 @@ from functions.adapters.capture_reader import S3CaptureReader
 from functions.adapters.cloudwatch import CloudWatchAdapter
 from functions.adapters.events import ROLLOUT_FINISHED, EventBridgePublisher
 from functions.adapters.lambda_alias import LambdaAliasDeployer
+from functions.adapters.outcomes import S3OutcomeStore
 from functions.adapters.registry import S3ModelRegistry
 from functions.adapters.rollout_state import S3RolloutStore
 from functions.domain.baseline import bin_counts
@@ -36,8 +37,8 @@ class RolloutPorts:
     deployer: LambdaAliasDeployer
     cloudwatch: CloudWatchAdapter
     capture: S3CaptureReader
+    outcomes: S3OutcomeStore | None = None
     publisher: EventBridgePublisher | None = None
-    service_dimension: str = "mlops-predict"
     alarm_prefix: str = "mlops-canary"
     max_p99_latency_ms: float = 1000.0
     alarm_actions: list[str] = field(default_factory=list)
@@ -56,7 +57,7 @@ class TickResult:
 
 # -- observations -------------------------------------------------------------------------------
 def _dims(ports: RolloutPorts, model_name: str, version: int) -> dict[str, str]:
-    return {"model_name": model_name, "model_version": str(version), "service": ports.service_dimension}
+    return {"model_name": model_name, "model_version": str(version)}
 
 
 def alarm_names(ports: RolloutPorts, model_name: str, version: int) -> list[str]:
@@ -125,6 +126,34 @@ def prediction_psi(
     )
 
 
+def labelled_quality(
+    ports: RolloutPorts, champion: ModelCard, versions: tuple[int, int], *, start: datetime, end: datetime
+) -> dict[int, tuple[float, int]]:
+    """Accuracy (classifiers) or MAE (regression) and labelled row count per model version in the period."""
+    if ports.outcomes is None:
+        return {}
+    actuals = ports.outcomes.read_all(champion.name)
+    if not actuals:
+        return {}
+    pairs: dict[int, list[tuple[Any, Any]]] = {v: [] for v in versions}
+    for request in ports.capture.iter_requests(champion.name, start, end):
+        if request.model_version not in pairs:
+            continue
+        for row_id, predicted in zip(request.row_ids, request.predictions, strict=True):
+            if row_id in actuals:
+                pairs[request.model_version].append((predicted, actuals[row_id]))
+    out: dict[int, tuple[float, int]] = {}
+    for version, rows in pairs.items():
+        if not rows:
+            continue
+        if champion.task == "regression":
+            value = float(np.mean([abs(float(p) - float(a)) for p, a in rows]))
+        else:
+            value = float(np.mean([p == a for p, a in rows]))
+        out[version] = (value, len(rows))
+    return out
+
+
 def observe(ports: RolloutPorts, state: RolloutState, policy: RolloutPolicy, now: datetime) -> CanaryChecks:
     """Alarms, error counts and the prediction distribution of the current stage."""
     assert state.challenger_version is not None and state.champion_version is not None
@@ -133,6 +162,7 @@ def observe(ports: RolloutPorts, state: RolloutState, policy: RolloutPolicy, now
     canary, stable = state.challenger_version, state.champion_version
     champion = ports.registry.get_card(name, stable)
     cw = ports.cloudwatch
+    quality = labelled_quality(ports, champion, (stable, canary), start=start, end=now)
     return CanaryChecks(
         alarms_in_alarm=cw.alarms_in_alarm(alarm_names(ports, name, canary)),
         challenger_requests=int(cw.total("Predictions", _dims(ports, name, canary), start, now)),
@@ -140,6 +170,11 @@ def observe(ports: RolloutPorts, state: RolloutState, policy: RolloutPolicy, now
         stable_requests=int(cw.total("Predictions", _dims(ports, name, stable), start, now)),
         stable_errors=int(cw.total("Errors", _dims(ports, name, stable), start, now)),
         prediction_psi=prediction_psi(ports, champion, canary, start=start, end=now, min_rows=policy.min_requests),
+        quality_metric="mae" if champion.task == "regression" else "accuracy",
+        challenger_quality=quality.get(canary, (None, 0))[0],
+        stable_quality=quality.get(stable, (None, 0))[0],
+        challenger_labeled=quality.get(canary, (None, 0))[1],
+        stable_labeled=quality.get(stable, (None, 0))[1],
     )
 
 
@@ -228,6 +263,7 @@ def tick(ports: RolloutPorts, model_name: str, policy: RolloutPolicy) -> TickRes
     state, etag = ports.store.load(model_name)
     checks = observe(ports, state, policy, now) if state.status == "canary" and not state.paused else None
     decision = decide(state, checks, policy, now)
+    decided_at = ports.clock()
     if decision.action in ("none", "hold"):
         return TickResult(decision.action, decision.reason, state)
     if decision.action == "start":
@@ -237,7 +273,7 @@ def tick(ports: RolloutPorts, model_name: str, policy: RolloutPolicy) -> TickRes
     elif decision.action == "promote":
         _promote(ports, state, now, decision.reason)
     else:
-        _rollback(ports, state, now, decision.reason)
+        _rollback(ports, state, decided_at, decision.reason)
     ports.store.save(state, etag)
     if decision.action in ("promote", "rollback") and ports.publisher is not None:
         ports.publisher.publish(
