@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PIP_VERSION := 26.3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint typecheck unit integration bench serve clean lock
+.PHONY: help venv demo test lint typecheck unit integration infra bench serve synth layer clean lock
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,16 +32,25 @@ unit: $(STAMP)  ## domain tests only (no AWS, no sockets)
 integration: $(STAMP)  ## handler and adapter tests against moto
 	$(BIN)/python -m pytest -m integration
 
+infra: $(STAMP)  ## CDK synthesis checks (assertions, cdk-nag, cfn-lint)
+	$(BIN)/python -m pytest -m infra
+
 lint: $(STAMP)  ## ruff
-	$(BIN)/ruff check functions tests scripts benchmarks
-	$(BIN)/ruff format --check functions tests scripts benchmarks
+	$(BIN)/ruff check functions tests scripts benchmarks infra layers
+	$(BIN)/ruff format --check functions tests scripts benchmarks infra layers
 
 typecheck: $(STAMP)  ## mypy
-	$(BIN)/mypy functions
+	$(BIN)/mypy functions infra
 
 bench: $(STAMP)  ## print latency, cold-start and drift-check figures, write .bench/latest.json
 	$(BIN)/python -m benchmarks.predict_bench
 	@if [ -f benchmarks/drift_bench.py ]; then $(BIN)/python -m benchmarks.drift_bench; fi
+
+synth: $(STAMP)  ## synthesize every stack into cdk.out/ (offline, no Docker, no CDK CLI)
+	$(BIN)/python -m infra.app
+
+layer: $(STAMP)  ## build the Lambda layer for python3.12 x86_64 into layers/build/ and check its size
+	$(BIN)/python -m layers.build
 
 serve: $(STAMP)  ## serve the HTTP API on 127.0.0.1:8080 against moto
 	$(BIN)/mlops serve --port 8080
@@ -53,4 +62,4 @@ lock: $(STAMP)  ## re-pin requirements.lock from the current environment
 	@rm requirements.lock.new
 
 clean:  ## remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .bench .mlops
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .bench .mlops cdk.out layers/build
