@@ -31,13 +31,12 @@ from functions.domain.artifacts import dump_model, sha256_hex
 from functions.domain.card import EstimatorSpec, ModelCard
 from functions.domain.rollout import RolloutPolicy, RolloutState
 from functions.errors import StorageError
-from functions.handlers.rollout import build_ports, policy_of
+from functions.handlers.rollout import RolloutFunction
 from functions.local import host as local_host
 from functions.local.events import api_gateway_event
 from functions.local.host import FunctionHost
 from functions.local.observability import LocalMetrics, OutputRouter
 from functions.local.runtime import ensure_resources
-from functions.observability import metrics
 from functions.services import rollout
 from functions.services.training import train_and_register
 from functions.settings import RolloutSettings
@@ -249,20 +248,18 @@ def world(aws: Any, boto_session: boto3.session.Session, monkeypatch: pytest.Mon
     values = {k.lower(): v for k, v in function_environment(CFG, "rollout").items()}
     settings = RolloutSettings.model_validate({**values, "bake_seconds": "0", "min_requests": str(MIN_REQUESTS)})
     clock = SteppedClock()
-    ports = build_ports(settings, clients, CFG.metrics_namespace, settings.predict_service_name)
+    controller = RolloutFunction(settings, clients, CFG.metrics_namespace)  # the handler's own wiring
+    ports = controller.ports
     store = CrashingStore(aws, CFG.registry_bucket)
     ports.store, ports.clock = store, clock
 
-    # On Lambda, predict's POWERTOOLS_SERVICE_NAME gives its metrics the dimension the controller filters on;
-    # in this one process the Metrics singleton has none (see test_..._without_predicts_service_name).
-    monkeypatch.setattr(metrics, "service", settings.predict_service_name)
     # Route every request by the alias as it is now, not as it was half a second ago.
     monkeypatch.setattr(local_host, "ROUTING_CACHE_SECONDS", 0.0)
     emitted = LocalMetrics()
     host = FunctionHost(CFG, clients, seed=7)
     try:
         yield World(
-            clients, registry, datasets, store, ports, policy_of(settings), host, emitted, clock, random.Random(11)
+            clients, registry, datasets, store, ports, controller.policy, host, emitted, clock, random.Random(11)
         )
     finally:
         host.flush()
@@ -325,15 +322,6 @@ def test_a_new_stage_waits_for_its_own_traffic(world: World) -> None:
     assert world.routing().weights == {"2": 0.5}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=DeploymentError,
-    reason=(
-        "BUG: functions/domain/rollout.py:164 decide() 'advances' from 50% to weight 1.0 instead of promoting, "
-        "and LambdaAliasDeployer.set_canary (functions/adapters/lambda_alias.py:104, check_weight) refuses 1.0: "
-        "every tick raises and the canary stays at 50% forever. Fix: promote when the next stage is 1.0."
-    ),
-)
 def test_passing_the_fifty_percent_stage_promotes_the_challenger(world: World) -> None:
     world.train_challenger()
     canary_at_half(world)
@@ -341,12 +329,23 @@ def test_passing_the_fifty_percent_stage_promotes_the_challenger(world: World) -
 
     promoted = world.tick()
 
-    assert promoted.action == "promote"
+    assert (promoted.action, promoted.reason) == ("promote", "all stages passed")
     routing = world.routing()
     assert (routing.stable_version, routing.weights) == ("2", {})
     assert world.pinned_model(routing.stable_version) == "2"
+    assert world.lambda_versions() == ["1", "2"]
     assert world.registry.get_aliases(NAME) == {"champion": 2, "previous": 1}
-    assert world.state().status == "promoted"
+    status = world.registry.get_status(NAME, 2)
+    assert status is not None and status["status"] == "champion"
+    assert world.alarms() == []
+    state = world.state()
+    assert (state.status, state.weight, state.rollbacks) == ("promoted", 1.0, [])
+    assert [e.weight for e in state.history if e.weight is not None] == [0.1, 0.5, 1.0]
+
+    after = world.send(30)
+    assert (after.served, after.model_versions) == (Counter({"2": 30}), Counter({2: 30}))
+    assert world.tick().action == "none"
+    assert world.state() == state
 
 
 # -- bad candidates are rolled back ------------------------------------------------------------------------
@@ -423,24 +422,20 @@ def test_a_challenger_whose_model_cannot_load_is_rolled_back(world: World) -> No
     assert world.tick().action == "rollback"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: functions/local/host.py:103-110 FunctionHost.invoke runs predict without its POWERTOOLS_SERVICE_NAME "
-        "(mlops-predict), so in the local runtime its EMF lacks the 'service' dimension that observe() and the "
-        "canary alarms filter on (functions/services/rollout.py:60 _dims): the controller never sees local "
-        "traffic. Fix: set metrics.service to the function's POWERTOOLS_SERVICE_NAME around each invocation."
-    ),
-)
-def test_the_local_runtime_counts_canary_traffic_without_predicts_service_name(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(metrics, "service", None)  # what FunctionHost leaves it as
+def test_the_canary_alarms_and_counts_watch_the_series_predict_emits(world: World) -> None:
+    """Regression: predict's metrics once carried a 'service' dimension the local runtime never set."""
     world.train_challenger()
     world.tick()
-    world.send(REQUESTS)
+    traffic = world.send(REQUESTS)
+    world.sync()
 
-    assert world.tick().action == "advance"
+    emitted = {tuple(sorted(p.dimensions.items())) for p in world.emitted.points if p.name == "Predictions"}
+    [alarm] = world.clients.cloudwatch.describe_alarms(AlarmNames=[ERRORS_ALARM])["MetricAlarms"]
+    watched = tuple(sorted((d["Name"], d["Value"]) for d in alarm["Dimensions"]))
+    assert watched in emitted
+    state = world.state()
+    checks = rollout.observe(world.ports, state, world.policy, world.clock.step())
+    assert (checks.challenger_requests, checks.stable_requests) == (traffic.served["2"], traffic.served["1"])
 
 
 # -- idempotence and crashes ----------------------------------------------------------------------------------

@@ -102,15 +102,6 @@ def test_a_canary_without_a_recorded_stage_start_keeps_baking() -> None:
     assert decision.action == "hold"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: functions/domain/rollout.py:164 decide() treats only the stage *after* the last one as 'promote', so "
-        "passing 50% 'advances' to weight 1.0, which LambdaAliasDeployer.set_canary refuses (check_weight: [0, 1)); "
-        "with any stages the tick can never promote. Fix: promote when the next stage's weight is 1.0 "
-        "(last = policy.stages[state.stage_index + 1] >= 1.0 or stage_index + 2 >= len(stages))."
-    ),
-)
 def test_passing_the_stage_before_full_traffic_promotes() -> None:
     decision = decide(canary(1), HEALTHY, POLICY, BAKED)
 
@@ -167,7 +158,7 @@ def test_errors_among_too_few_requests_do_not_roll_back_by_rate() -> None:
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "BUG: functions/domain/rollout.py:174 canary_failure() gates the error rate on challenger_requests, which "
+        "BUG: functions/domain/rollout.py:175 canary_failure() gates the error rate on challenger_requests, which "
         "counts successful predictions only (the 'Predictions' metric; errors are 'Errors'), so a challenger that "
         "fails every request never reaches min_requests and 'waits for traffic' forever unless its alarm fires. "
         "Fix: gate on challenger_requests + challenger_errors (and let _waiting count both)."
