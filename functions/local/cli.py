@@ -278,7 +278,8 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from functions.local.lifecycle import demo_config, run_lifecycle
 
-    return run_lifecycle(demo_config(stage_config(args.stage)), seed=args.seed)
+    checks = run_lifecycle(demo_config(stage_config(args.stage)), seed=args.seed)
+    return 0 if all(checks.values()) else 1
 
 
 # -- parser ------------------------------------------------------------------------------------

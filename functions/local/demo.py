@@ -1,13 +1,13 @@
-"""``mlops demo``: the local lifecycle end to end, over real HTTP, with a printed account of it."""
+"""The first act of ``mlops demo``: the serving contract over real HTTP (health, answers, flags, errors, outcomes)."""
 
 from __future__ import annotations
 
 import csv
 import gzip
 import json
-import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +17,11 @@ from functions.local.runtime import DATA_DIR, LocalRuntime
 LOG_DIR = Path(".mlops")
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.start = time.monotonic()
+class Clock:
+    """Hands progress lines to ``say`` (the lifecycle's timeline)."""
 
-    def say(self, message: str) -> None:
-        print(f"[{time.monotonic() - self.start:6.1f}s] {message}", flush=True)
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
 
 
 def http(method: str, url: str, body: Any | None = None, raw: bytes | None = None) -> tuple[int, dict[str, Any]]:
@@ -45,7 +44,7 @@ def _load_rows(config: StageConfig) -> tuple[list[dict[str, float]], list[int]]:
     return rows, labels
 
 
-def _send_traffic(api: str, rows: list[dict[str, float]], labels: list[int], n: int, clock: _Clock) -> dict[str, Any]:
+def _send_traffic(api: str, rows: list[dict[str, float]], labels: list[int], n: int, clock: Clock) -> dict[str, Any]:
     """Single rows, row batches and columnar batches; returns row id -> (label, prediction)."""
     served: dict[str, tuple[int, int]] = {}
     shown = 0
@@ -79,7 +78,7 @@ def _send_traffic(api: str, rows: list[dict[str, float]], labels: list[int], n: 
     return {"served": served, "requests": requests}
 
 
-def _show_rejections(api: str, row: dict[str, float], clock: _Clock) -> int:
+def _show_rejections(api: str, row: dict[str, float], clock: Clock) -> int:
     name = next(iter(row))
     cases = [
         ("missing feature", {"features": {k: v for k, v in row.items() if k != name}}),
@@ -118,88 +117,50 @@ def _count_capture(runtime: LocalRuntime, config: StageConfig) -> tuple[int, int
     return objects, rows, ids
 
 
-def run_demo(config: StageConfig, rows: int = 200) -> int:
-    """Start the local runtime, train, serve traffic and outcomes over HTTP, report, stop."""
+def foundation_act(runtime: LocalRuntime, say: Callable[[str], None]) -> dict[str, bool]:
+    """The serving contract over HTTP: health, the model card, answers, flags, rejections, outcomes, capture."""
     from functions.adapters.outcomes import S3OutcomeStore
-    from functions.adapters.registry import S3ModelRegistry
 
-    clock = _Clock()
-    LOG_DIR.mkdir(exist_ok=True)
-    log_path = LOG_DIR / "demo-logs.jsonl"
-    clock.say("starting the local runtime: moto S3 on 127.0.0.1, then the HTTP API")
-    with log_path.open("w") as logs, LocalRuntime(config, log_stream=logs, progress=clock.say) as runtime:
-        api = runtime.api_url
-        clock.say(f"API listening on {api}; moto at {runtime.moto.endpoint_url}; logs in {log_path}")
-        registry = S3ModelRegistry(runtime.s3, config.registry_bucket)
-        aliases = registry.get_aliases(config.model_name)
-        card = registry.get_card(config.model_name, aliases["champion"])
-        clock.say(
-            f"registry: {config.model_name} v{card.version} is champion "
-            f"({card.estimator.kind}, {card.primary_metric}={card.metrics[card.primary_metric]:.4f}, "
-            f"sha256 {card.artifact_sha256[:12]})"
-        )
+    config = runtime.config
+    api = runtime.api_url
+    status, health = http("GET", f"{api}/health")
+    say(f"GET /health -> {status} {health['status']}, serving v{health.get('model_version')}")
+    status, model = http("GET", f"{api}/model")
+    say(f"GET /model -> {status}: {len(model['features'])} features, task {model['task']}, classes {model['classes']}")
+    data_rows, labels = _load_rows(config)
+    traffic = _send_traffic(api, data_rows, labels, 100, Clock(say))
+    served: dict[str, tuple[int, int]] = traffic["served"]
+    correct = sum(1 for label, pred in served.values() if label == pred)
+    say(
+        f"served {len(served)} rows in {traffic['requests']} requests (single rows, row batches, columnar batches); "
+        f"{correct}/{len(served)} match the data set's labels"
+    )
+    status, answer = http("POST", f"{api}/predict", {"features": {**data_rows[0], "mean_radius": 45.0}})
+    flag = answer["out_of_range"][0]
+    say(
+        f"out-of-range input is served but flagged: {status}, {flag['field']}={flag['value']} "
+        f"outside [{flag['minimum']}, {flag['maximum']}]"
+    )
+    say("bad requests get a 4xx naming the field and the reason:")
+    _show_rejections(api, data_rows[0], Clock(say))
+    outcomes = [{"request_id": rid, "actual": label} for rid, (label, _) in served.items()]
+    status, first = http("POST", f"{api}/outcomes", {"outcomes": outcomes})
+    status, again = http("POST", f"{api}/outcomes", {"outcomes": outcomes})
+    duplicate = again["duplicate_batch"]
+    say(f"POST /outcomes: {first['accepted']} accepted; sent again -> {status}, duplicate_batch={duplicate}")
+    runtime.sync_cloudwatch()
+    objects, captured_rows, captured_ids = _count_capture(runtime, config)
+    stored = S3OutcomeStore(runtime.s3, config.data_bucket, config.outcomes_prefix).read_all(config.model_name)
+    joined = len(captured_ids & set(outcomes_ids(outcomes)))
+    say(
+        f"capture: {captured_rows} rows in {objects} object(s) under s3://{config.data_bucket}/"
+        f"{config.capture_prefix}/{config.model_name}/dt=.../hour=.../; {joined} of them have outcomes"
+    )
+    return {
+        "predictions served and flagged": status == 200 and bool(flag),
+        "outcomes stored once and joined to capture": joined == len(served) and len(stored) >= len(served),
+    }
 
-        status, health = http("GET", f"{api}/health")
-        clock.say(f"GET /health -> {status} {health['status']}, serving v{health.get('model_version')}")
-        status, model = http("GET", f"{api}/model")
-        clock.say(
-            f"GET /model -> {status}: {len(model['features'])} features, task {model['task']}, "
-            f"classes {model['classes']}"
-        )
 
-        data_rows, labels = _load_rows(config)
-        clock.say(f"sending {rows} rows of traffic (single rows, row batches, columnar batches)")
-        traffic = _send_traffic(api, data_rows, labels, min(rows, len(data_rows)), clock)
-        served: dict[str, tuple[int, int]] = traffic["served"]
-        correct = sum(1 for label, pred in served.values() if label == pred)
-        clock.say(
-            f"served {len(served)} rows in {traffic['requests']} requests; "
-            f"{correct}/{len(served)} predictions match the data set's labels"
-        )
-
-        extreme = {**data_rows[0], "mean_radius": 45.0}
-        status, answer = http("POST", f"{api}/predict", {"features": extreme})
-        flag = answer["out_of_range"][0]
-        clock.say(
-            f"out-of-range input is served but flagged: {status}, {flag['field']}={flag['value']} "
-            f"outside [{flag['minimum']}, {flag['maximum']}]"
-        )
-
-        clock.say("bad requests get a 4xx naming the field and the reason:")
-        rejected = _show_rejections(api, data_rows[0], clock)
-
-        outcomes = [{"request_id": rid, "actual": label} for rid, (label, _) in served.items()]
-        accepted = 0
-        for start in range(0, len(outcomes), 100):
-            status, answer = http("POST", f"{api}/outcomes", {"outcomes": outcomes[start : start + 100]})
-            accepted += answer["accepted"]
-        status, again = http("POST", f"{api}/outcomes", {"outcomes": outcomes[:100]})
-        clock.say(
-            f"POST /outcomes: {accepted} outcomes accepted; re-sending a batch -> {status}, "
-            f"duplicate_batch={again['duplicate_batch']}"
-        )
-
-        runtime.sync_cloudwatch()
-        objects, captured_rows, captured_ids = _count_capture(runtime, config)
-        stored = S3OutcomeStore(runtime.s3, config.data_bucket, config.outcomes_prefix).read_all(config.model_name)
-        joined = len(captured_ids & stored.keys())
-        clock.say(
-            f"capture: {captured_rows} rows in {objects} object(s) under "
-            f"s3://{config.data_bucket}/{config.capture_prefix}/{config.model_name}/dt=.../hour=.../"
-        )
-        clock.say(
-            f"outcomes: {len(stored)} distinct request ids stored (the re-sent batch counted once); "
-            f"{joined} join to captured rows"
-        )
-        m = runtime.metrics
-        clock.say(
-            f"metrics (EMF): Predictions={m.total('Predictions'):.0f} PredictedRows={m.total('PredictedRows'):.0f} "
-            f"OutOfRangeValues={m.total('OutOfRangeValues'):.0f} RejectedRequests={m.total('RejectedRequests'):.0f} "
-            f"OutcomesAccepted={m.total('OutcomesAccepted'):.0f} CaptureFailures={m.total('CaptureFailures'):.0f}"
-        )
-        ok = joined == len(served) and len(stored) == len(served) and rejected == m.total("RejectedRequests")
-    clock.say("stopped: API closed, moto stopped, nothing left running")
-    if not ok:
-        print("demo: the counts above do not add up; see the logs", flush=True)
-        return 1
-    return 0
+def outcomes_ids(outcomes: list[dict[str, Any]]) -> list[str]:
+    return [o["request_id"] for o in outcomes]

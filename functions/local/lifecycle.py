@@ -6,6 +6,7 @@ import csv
 import io
 import random
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,106 +120,125 @@ def _canary(
     return result
 
 
-def run_lifecycle(config: StageConfig, seed: int = 7) -> int:
-    """The whole loop on the embedded default; returns 0 when every step did what it should."""
-    from functions.adapters.datasets import S3DatasetStore
-    from functions.adapters.registry import S3ModelRegistry
-    from functions.adapters.rollout_state import S3RolloutStore
-    from functions.services.training import train_and_register
+class Lifecycle:
+    """The acts of the demo, each checking that it did what it should."""
 
+    def __init__(self, runtime: LocalRuntime, timeline: Timeline, seed: int) -> None:
+        from functions.adapters.registry import S3ModelRegistry
+
+        self.runtime = runtime
+        self.config = runtime.config
+        self.timeline = timeline
+        self.scheduler = LocalScheduler(runtime)
+        self.registry = S3ModelRegistry(runtime.s3, self.config.registry_bucket)
+        self.name = self.config.model_name
+        self.traffic = Traffic(self.config, seed)
+        self.checks: dict[str, bool] = {}
+
+    def say(self, message: str) -> None:
+        self.timeline.say(message, keep=True)
+
+    def serving(self) -> None:
+        from functions.local.demo import foundation_act
+
+        champion = self.registry.get_card(self.name, self.registry.resolve(self.name, "champion"))
+        self.say(
+            f"v{champion.version} trained and serving ({champion.estimator.kind}, "
+            f"{champion.primary_metric}={champion.metrics[champion.primary_metric]:.4f}) at {self.runtime.api_url}"
+        )
+        self.checks.update(foundation_act(self.runtime, self.timeline.say))
+
+    def drift(self) -> None:
+        split = self.traffic.send(self.runtime.api_url, 300)
+        self.say(f"traffic with outcomes: 300 requests, {_split(split)}")
+        result = self.scheduler.run("drift_check")
+        self.say(f"drift-check on that traffic: {result['verdict']}")
+        self.checks["no drift on normal traffic"] = result["verdict"] == "NO_DRIFT"
+        factors = ", ".join(f"{k} x{v}" for k, v in DRIFT.items())
+        self.traffic.send(self.runtime.api_url, 600, DRIFT)
+        self.say(f"drift injected ({factors}): 600 requests with outcomes")
+        result = self.scheduler.run("drift_check")
+        drifted = result.get("drifted", [])
+        self.say(f"drift-check: {result['verdict']}; drifted features: {', '.join(drifted) or 'none'}")
+        self.checks["drift detected, naming the drifted features"] = result["verdict"] == "DRIFT" and bool(
+            set(drifted) & set(DRIFT)
+        )
+        report = _save_report(self.runtime, result)
+        if report:
+            self.say(f"drift report (HTML): {report}")
+
+    def retrain_and_promote(self) -> None:
+        challenger = self.registry.get_aliases(self.name).get("challenger")
+        self.say(
+            f"retrain (on the drift event) registered v{challenger} as challenger"
+            if challenger
+            else "retrain registered no challenger"
+        )
+        self.checks["retrain registered a challenger"] = challenger is not None
+        if challenger is None:
+            return
+        _canary(self.runtime, self.scheduler, self.traffic, self.timeline, DRIFT)
+        promoted = self.registry.get_aliases(self.name).get("champion") == challenger
+        self.say(f"v{challenger} is champion" if promoted else f"v{challenger} was not promoted")
+        self.checks["challenger promoted through 10% -> 50% -> 100%"] = promoted
+
+    def bad_candidate(self) -> None:
+        from functions.adapters.datasets import S3DatasetStore
+        from functions.adapters.rollout_state import S3RolloutStore
+        from functions.services.training import train_and_register
+
+        config = self.config
+        datasets = S3DatasetStore(self.runtime.s3, config.data_bucket, config.datasets_prefix)
+        uri = datasets.upload("breast_cancer_flipped.csv", _flipped_dataset(config))
+        champion = self.registry.resolve(self.name, "champion")
+        bad = train_and_register(
+            self.registry,
+            datasets,
+            model_name=self.name,
+            dataset_uri=uri,
+            spec=config.demo.training,
+            parent_version=champion,
+            description="deliberately bad: labels flipped",
+        )
+        self.registry.set_aliases(self.name, {"challenger": bad.version}, reason="demo: a bad candidate")
+        S3RolloutStore(self.runtime.s3, config.registry_bucket).request(self.name, bad.version, champion, "demo")
+        self.say(f"bad candidate v{bad.version} (trained on flipped labels) sent to canary")
+        result = _canary(self.runtime, self.scheduler, self.traffic, self.timeline, DRIFT)
+        rollbacks = result.get("state", {}).get("rollbacks", [])
+        if rollbacks:
+            rb = rollbacks[-1]
+            detect = datetime.fromisoformat(rb["detected_at"]) - datetime.fromisoformat(rb["canary_started_at"])
+            revert = datetime.fromisoformat(rb["reverted_at"]) - datetime.fromisoformat(rb["detected_at"])
+            self.say(
+                f"v{bad.version} rolled back at {rb['weight_at_detection']:.0%}: time to detect "
+                f"{detect.total_seconds():.1f} s, time to revert {revert.total_seconds() * 1000:.0f} ms"
+            )
+        final = self.registry.get_aliases(self.name)
+        self.checks["bad candidate rolled back automatically"] = bool(rollbacks) and final.get("champion") == champion
+        self.say(f"champion is still v{final.get('champion')}; aliases {final}")
+
+
+def run_lifecycle(config: StageConfig, seed: int = 7) -> dict[str, bool]:
+    """The whole loop on the embedded default; returns each check and whether it held."""
     timeline = Timeline()
     LOG_DIR.mkdir(exist_ok=True)
-    checks: dict[str, bool] = {}
     with (
         (LOG_DIR / "demo-logs.jsonl").open("w") as logs,
         LocalRuntime(config, log_stream=logs, progress=timeline.say, seed=seed) as runtime,
     ):
-        scheduler = LocalScheduler(runtime)
-        registry = S3ModelRegistry(runtime.s3, config.registry_bucket)
-        name = config.model_name
-        api = runtime.api_url
-        traffic = Traffic(config, seed)
-        champion = registry.get_card(name, registry.resolve(name, "champion"))
-        timeline.say(
-            f"v{champion.version} trained and serving ({champion.estimator.kind}, "
-            f"{champion.primary_metric}={champion.metrics[champion.primary_metric]:.4f}) at {api}",
-            True,
-        )
-
-        split = traffic.send(api, 300)
-        timeline.say(f"traffic with outcomes: 300 requests, {_split(split)}", True)
-        result = scheduler.run("drift_check")
-        timeline.say(f"drift-check on normal traffic: {result['verdict']}", True)
-        checks["no drift on normal traffic"] = result["verdict"] == "NO_DRIFT"
-
-        factors = ", ".join(f"{k} x{v}" for k, v in DRIFT.items())
-        split = traffic.send(api, 600, DRIFT)
-        timeline.say(f"drift injected ({factors}): 600 requests with outcomes", True)
-        result = scheduler.run("drift_check")
-        drifted = result.get("drifted", [])
-        timeline.say(f"drift-check: {result['verdict']}; drifted features: {', '.join(drifted) or 'none'}", True)
-        checks["drift detected"] = result["verdict"] == "DRIFT" and bool(set(drifted) & set(DRIFT))
-        report = _save_report(runtime, result)
-        if report:
-            timeline.say(f"drift report (HTML): {report}", True)
-
-        aliases = registry.get_aliases(name)
-        challenger = aliases.get("challenger")
-        timeline.say(
-            f"retrain (on the drift event): challenger is v{challenger}"
-            if challenger
-            else "retrain registered no challenger",
-            True,
-        )
-        checks["retrain registered a challenger"] = challenger is not None
-        if challenger is not None:
-            result = _canary(runtime, scheduler, traffic, timeline, DRIFT)
-            promoted = registry.get_aliases(name).get("champion") == challenger
-            timeline.say(f"v{challenger} is champion" if promoted else f"v{challenger} was not promoted", True)
-            checks["challenger promoted"] = promoted
-
-        # Second scenario: a bad candidate reaches its canary and is rolled back automatically.
-        datasets = S3DatasetStore(runtime.s3, config.data_bucket, config.datasets_prefix)
-        uri = datasets.upload("breast_cancer_flipped.csv", _flipped_dataset(config))
-        champion_version = registry.resolve(name, "champion")
-        bad = train_and_register(
-            registry,
-            datasets,
-            model_name=name,
-            dataset_uri=uri,
-            spec=config.demo.training,
-            parent_version=champion_version,
-            description="deliberately bad: labels flipped",
-        )
-        registry.set_aliases(name, {"challenger": bad.version}, reason="demo: a bad candidate")
-        S3RolloutStore(runtime.s3, config.registry_bucket).request(name, bad.version, champion_version, "demo")
-        timeline.say(f"bad candidate v{bad.version} (trained on flipped labels) sent to canary", True)
-        result = _canary(runtime, scheduler, traffic, timeline, DRIFT)
-        state = result.get("state", {})
-        rollbacks = state.get("rollbacks", [])
-        if rollbacks:
-            rb = rollbacks[-1]
-            from datetime import datetime
-
-            detect = datetime.fromisoformat(rb["detected_at"]) - datetime.fromisoformat(rb["canary_started_at"])
-            revert = datetime.fromisoformat(rb["reverted_at"]) - datetime.fromisoformat(rb["detected_at"])
-            timeline.say(
-                f"v{bad.version} rolled back at {rb['weight_at_detection']:.0%}: time to detect "
-                f"{detect.total_seconds():.1f} s, time to revert {revert.total_seconds() * 1000:.0f} ms",
-                True,
-            )
-        final = registry.get_aliases(name)
-        checks["bad candidate rolled back"] = bool(rollbacks) and final.get("champion") == champion_version
-        timeline.say(f"champion is still v{final.get('champion')}; aliases {final}", True)
-
+        acts = Lifecycle(runtime, timeline, seed)
+        acts.serving()
+        acts.drift()
+        acts.retrain_and_promote()
+        acts.bad_candidate()
     timeline.say("stopped: API closed, moto stopped, nothing left running")
     print("\nTimeline")
     for at, message in timeline.entries:
         print(f"  {at:6.1f}s  {message}")
     print("\nChecks")
-    for what, ok in checks.items():
+    for what, ok in acts.checks.items():
         print(f"  [{'ok' if ok else 'FAILED'}] {what}")
-    return 0 if all(checks.values()) else 1
+    return acts.checks
 
 
 def _save_report(runtime: LocalRuntime, result: dict[str, Any]) -> str | None:
