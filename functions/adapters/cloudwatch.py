@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -72,7 +72,12 @@ class CloudWatchAdapter:
         return [a["AlarmName"] for a in response.get("MetricAlarms", []) if a.get("StateValue") == "ALARM"]
 
     def total(self, metric: str, dims: Mapping[str, str], start: datetime, end: datetime) -> float:
-        """Sum of ``metric`` with exactly ``dims`` between ``start`` and ``end``."""
+        """Sum of ``metric`` with exactly ``dims`` between ``start`` and ``end`` (0 for an empty interval)."""
+        start = start.replace(microsecond=0)
+        if end.microsecond:
+            end = end.replace(microsecond=0) + timedelta(seconds=1)
+        if end <= start:
+            return 0.0
         seconds = max(60, int((end - start).total_seconds()))
         period = max(60, (seconds // 60 + 1) * 60)
         response = self._call(

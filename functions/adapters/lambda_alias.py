@@ -101,7 +101,7 @@ class LambdaAliasDeployer:
 
     def set_canary(self, stable_version: str, canary_version: str, weight: float) -> None:
         """Send ``weight`` of the traffic to ``canary_version`` and the rest to ``stable_version``."""
-        weights = {canary_version: check_weight(weight)} if weight > 0 else {}
+        weights = {canary_version: weight} if check_weight(weight) > 0 else {}
         self._call(
             "update_alias",
             FunctionName=self.function_name,

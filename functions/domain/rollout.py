@@ -172,7 +172,8 @@ def canary_failure(checks: CanaryChecks, policy: RolloutPolicy) -> str | None:
     """Why the challenger must be rolled back now, or None while it behaves."""
     if checks.alarms_in_alarm:
         return f"alarm: {', '.join(sorted(checks.alarms_in_alarm))}"
-    if checks.challenger_requests >= policy.min_requests and checks.challenger_error_rate > policy.max_error_rate:
+    attempts = checks.challenger_requests + checks.challenger_errors
+    if attempts >= policy.min_requests and checks.challenger_error_rate > policy.max_error_rate:
         return f"challenger error rate {checks.challenger_error_rate:.1%} > {policy.max_error_rate:.1%}"
     drop = checks.quality_drop(policy.min_labeled)
     if drop is not None:
@@ -196,6 +197,7 @@ def canary_failure(checks: CanaryChecks, policy: RolloutPolicy) -> str | None:
 def _waiting(state: RolloutState, checks: CanaryChecks, policy: RolloutPolicy, now: datetime) -> str | None:
     if state.stage_started_at is None or (now - state.stage_started_at).total_seconds() < policy.bake_seconds:
         return "baking"
-    if checks.challenger_requests < policy.min_requests:
-        return f"waiting for traffic: {checks.challenger_requests}/{policy.min_requests} challenger requests"
+    attempts = checks.challenger_requests + checks.challenger_errors
+    if attempts < policy.min_requests:
+        return f"waiting for traffic: {attempts}/{policy.min_requests} challenger requests"
     return None

@@ -39,10 +39,14 @@ class PredictFunction:
     def predict(self, event: dict[str, Any]) -> dict[str, Any]:
         """POST /predict, served without the resolver: it is the hot path (see benchmarks/)."""
         request_id = request_id_of(event)
+        settings = self.env.settings
+        # Before loading: a canary whose model cannot load must still count its errors as its own.
+        metrics.add_dimension(name="model_name", value=settings.model_name)
+        if settings.model_version is not None:
+            metrics.add_dimension(name="model_version", value=str(settings.model_version))
         try:
             service = self.env.service()
             body = read_body(event, self.env.settings.max_body_bytes)
-            metrics.add_dimension(name="model_name", value=service.loaded.card.name)
             metrics.add_dimension(name="model_version", value=str(service.model_version))
             result = service.predict(body, request_id)
         except Exception as exc:  # noqa: BLE001 - failure() maps every error, in one place

@@ -30,7 +30,6 @@ from functions.config import function_environment
 from functions.domain.artifacts import dump_model, sha256_hex
 from functions.domain.card import EstimatorSpec, ModelCard
 from functions.domain.rollout import RolloutPolicy, RolloutState
-from functions.errors import StorageError
 from functions.handlers.rollout import RolloutFunction
 from functions.local import host as local_host
 from functions.local.events import api_gateway_event
@@ -401,16 +400,6 @@ def test_a_challenger_that_errors_trips_its_errors_alarm_and_is_rolled_back(worl
     assert len(world.state().rollbacks) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: functions/handlers/predict.py:43-46 adds the model_name/model_version dimensions only after the "
-        "model loaded, so a canary whose model cannot load emits 'Errors' without them: its Errors alarm and "
-        "observe() never see the failures and the tick holds 'waiting for traffic' while its share of requests "
-        "gets 503. Fix: add model_name (settings) and, when pinned, model_version (settings.model_version) "
-        "before env.service(); canary_failure should also count errors toward min_requests."
-    ),
-)
 def test_a_challenger_whose_model_cannot_load_is_rolled_back(world: World) -> None:
     champion = world.registry.get_card(NAME, 1)
     libraries = {**champion.libraries, "scikit-learn": "0.0.1"}
@@ -455,16 +444,6 @@ def test_a_tick_run_twice_at_the_same_time_changes_nothing(world: World) -> None
     assert world.lambda_versions() == ["1", "2"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=StorageError,
-    reason=(
-        "BUG: functions/adapters/cloudwatch.py:74-90 total() asks CloudWatch for [start, end) even when empty: a "
-        "tick at the moment its stage began (StartTime == EndTime; in moto, within the same second) fails with "
-        "InvalidParameterValue instead of holding. Fix: floor start and ceil end to whole seconds and return 0.0 "
-        "when end <= start."
-    ),
-)
 def test_a_tick_repeated_at_the_moment_of_an_advance_holds(world: World) -> None:
     world.train_challenger()
     canary_at_half(world)
@@ -643,19 +622,9 @@ def deployer(aws: Any, boto_session: boto3.session.Session) -> LambdaAliasDeploy
     return LambdaAliasDeployer(clients.lambda_, CFG.predict_function_name, CFG.rollout.alias_name)
 
 
-SILENTLY_ZERO = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: functions/adapters/lambda_alias.py:104 set_canary() validates the weight only when weight > 0, so "
-        "NaN and negative weights silently become 'all traffic to stable' instead of DeploymentError. "
-        "Fix: weight = check_weight(weight) before choosing the routing."
-    ),
-)
-
-
 @pytest.mark.parametrize(
     "weight",
-    [1.5, 1.0, pytest.param(math.nan, marks=SILENTLY_ZERO, id="nan"), pytest.param(-0.1, marks=SILENTLY_ZERO)],
+    [1.5, 1.0, pytest.param(math.nan, id="nan"), -0.1],
 )
 def test_the_alias_refuses_impossible_weights_and_keeps_its_routing(
     deployer: LambdaAliasDeployer, weight: float

@@ -155,15 +155,6 @@ def test_errors_among_too_few_requests_do_not_roll_back_by_rate() -> None:
     assert canary_failure(few, POLICY) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: functions/domain/rollout.py:175 canary_failure() gates the error rate on challenger_requests, which "
-        "counts successful predictions only (the 'Predictions' metric; errors are 'Errors'), so a challenger that "
-        "fails every request never reaches min_requests and 'waits for traffic' forever unless its alarm fires. "
-        "Fix: gate on challenger_requests + challenger_errors (and let _waiting count both)."
-    ),
-)
 def test_a_challenger_that_fails_every_request_is_rolled_back_by_its_error_rate() -> None:
     all_failing = CanaryChecks(challenger_requests=0, challenger_errors=50, stable_requests=450)
 
