@@ -87,29 +87,24 @@ def _create_alarms(ports: RolloutPorts, model_name: str, version: int) -> None:
     )
 
 
-def _prediction_values(card: ModelCard, probabilities: list[list[float]] | None, predictions: list[Any]) -> list[Any]:
-    if card.task == "binary_classification" and probabilities is not None:
-        return [p[1] for p in probabilities]
-    return list(predictions)
-
-
 def prediction_psi(
     ports: RolloutPorts, champion: ModelCard, challenger_version: int, *, start: datetime, end: datetime, min_rows: int
 ) -> float | None:
-    """PSI of the challenger's outputs against the champion's on the same period (None if too few rows)."""
+    """PSI of the challenger's answers against the champion's on the same period (None if too few rows):
+    predicted-label frequencies for classifiers, value bins of the champion's baseline for regression."""
     from functions.domain.drift import psi
 
     sides: dict[int, list[Any]] = {champion.version: [], challenger_version: []}
     for request in ports.capture.iter_requests(champion.name, start, end):
         if request.model_version in sides:
-            sides[request.model_version].extend(
-                _prediction_values(champion, request.probabilities, request.predictions)
-            )
+            sides[request.model_version].extend(request.predictions)
     stable, canary = sides[champion.version], sides[challenger_version]
     if len(stable) < max(min_rows, 1) or len(canary) < max(min_rows, 1):
         return None
     baseline = champion.baseline.prediction
-    if champion.task == "multiclass_classification" or baseline.edges is None:
+    # Classifiers are compared on predicted labels, not probability bins: another model family
+    # calibrates differently and would look "drifted" on probabilities while agreeing on answers.
+    if champion.is_classifier or baseline.edges is None:
         labels = [str(c) for c in (champion.classes or sorted({str(v) for v in stable}))]
         index = {label: i for i, label in enumerate(labels)}
 
