@@ -18,7 +18,9 @@ from functions.config import STAGES, StageConfig, stage_config
 
 DEFAULT_MOTO_PORT = 4567
 DEFAULT_API_PORT = 8080
-FUNCTIONS = {"predict": "predict", "log-outcome": "log_outcome", "log_outcome": "log_outcome"}
+FUNCTIONS = {
+    name.replace("_", "-"): name for name in ("predict", "log_outcome", "drift_check", "retrain", "rollout")
+} | {name: name for name in ("log_outcome", "drift_check")}
 
 
 def _port_open(port: int) -> bool:
@@ -192,7 +194,10 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
     function = FUNCTIONS.get(args.function)
     if function is None:
-        _say(f"error: unknown function {args.function!r}; choose from predict, log-outcome")
+        _say(
+            f"error: unknown function {args.function!r}; "
+            "choose from predict, log-outcome, drift-check, retrain, rollout"
+        )
         return 2
     try:
         event = load_event(args.event)
@@ -206,13 +211,16 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         host = FunctionHost(config, clients)
         response = host.invoke(function, event)
         host.flush()
+    if "statusCode" not in response:  # a scheduled function's result
+        print(json.dumps(response, indent=2, default=str))
+        return 1 if response.get("status") == "failed" else 0
     body = response.get("body")
     try:
         response["body"] = json.loads(body) if isinstance(body, str) else body
     except json.JSONDecodeError:
         pass
     print(json.dumps(response, indent=2))
-    return 0 if int(response.get("statusCode", 500)) < 400 else 1
+    return 0 if int(response["statusCode"]) < 400 else 1
 
 
 def _rollout_function(config: StageConfig, clients: Any) -> Any:
@@ -330,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(func=cmd_models)
 
     invoke = sub.add_parser("invoke", help="run a handler on an event file (e.g. events/predict_single.json)")
-    invoke.add_argument("function", help="predict or log-outcome")
+    invoke.add_argument("function", help="predict, log-outcome, drift-check, retrain or rollout")
     invoke.add_argument("event", help="path to an event JSON file, or a name in events/")
     _target_options(invoke)
     invoke.set_defaults(func=cmd_invoke)
