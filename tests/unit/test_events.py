@@ -22,6 +22,11 @@ API_EVENTS = {
     "health": ("GET", "/health"),
     "model": ("GET", "/model"),
 }
+BUS_EVENTS = {
+    "schedule": ("Scheduled Event", "aws.events"),
+    "model_drift_detected": ("ModelDriftDetected", "mlops"),
+}
+OPERATOR_EVENTS = {"retrain_operator", "rollout_promote", "rollout_status"}
 REST_V1_KEYS = {
     "resource", "path", "httpMethod", "headers", "multiValueHeaders", "queryStringParameters",
     "multiValueQueryStringParameters", "pathParameters", "stageVariables", "requestContext", "body",
@@ -39,7 +44,24 @@ def test_every_event_file_is_valid_json_and_known():
 
     for name in names:
         json.loads((EVENTS_DIR / f"{name}.json").read_text())
-    assert set(names) == set(API_EVENTS) | {"schedule"}
+    assert set(names) == set(API_EVENTS) | set(BUS_EVENTS) | set(OPERATOR_EVENTS)
+
+
+@pytest.mark.parametrize("name", sorted(BUS_EVENTS))
+def test_eventbridge_events_have_the_eventbridge_shape(name: str):
+    event = EventBridgeEvent(load_event(name))
+
+    assert (event.detail_type, event.source) == BUS_EVENTS[name]
+    assert isinstance(event.detail, dict)
+
+
+def test_operator_events_parse_as_their_functions_commands():
+    from functions.handlers.retrain import OperatorEvent
+    from functions.handlers.rollout import OperatorCommand
+
+    assert OperatorEvent.model_validate(load_event("retrain_operator")).trigger == "operator"
+    assert OperatorCommand.model_validate(load_event("rollout_promote")).action == "promote"
+    assert OperatorCommand.model_validate(load_event("rollout_status")).action == "status"
 
 
 @pytest.mark.parametrize("name", sorted(API_EVENTS))
