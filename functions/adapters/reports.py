@@ -52,7 +52,15 @@ class S3ReportStore:
         self.prefix = prefix.strip("/")
 
     def stem(self, report: DriftCheckReport, attempt: int = 1) -> str:
-        """The key of a report without its extension: ``<prefix>/<model>/<timestamp>[-<attempt>]``."""
+        """The key of a report without its extension.
+
+        Args:
+            report: the check's report (its model name and time name the key).
+            attempt: 1 for the first check of that second, 2 for the next, ...
+
+        Returns:
+            ``<prefix>/<model>/<YYYYMMDDTHHMMSSZ>`` with ``-<attempt>`` from the second attempt.
+        """
         stamp = report.generated_at.strftime("%Y%m%dT%H%M%SZ")
         suffix = "" if attempt == 1 else f"-{attempt}"
         return f"{self.prefix}/{report.model_name}/{stamp}{suffix}"

@@ -816,7 +816,14 @@ class DriftAccumulator:
         return _verdict(features, self._prediction_psi(), self.n_rows, policy)
 
     def sample(self, name: str) -> npt.NDArray[np.float64]:
-        """The reservoir sample of one numeric feature (every value while the window is small)."""
+        """The reservoir sample of one numeric feature (every value while the window is small).
+
+        Args:
+            name: a numeric feature of the baseline.
+
+        Returns:
+            A copy of the sampled values, NaN where a sampled row had the feature missing.
+        """
         self._flush()
         return self._reservoir.column(self._numeric.index(name)).copy()
 
@@ -825,6 +832,9 @@ class DriftAccumulator:
 
         A numeric feature gets a ``(missing)`` cell when either side has missing values; a
         categorical feature gets an ``(unseen)`` cell when live values fall outside the baseline.
+
+        Returns:
+            One distribution per baseline feature, in baseline order, then ``model output``.
         """
         self._flush()
         out: list[FeatureDistribution] = []
@@ -1059,7 +1069,11 @@ class PerformanceAccumulator:
         self._actual, self._predicted, self._proba = [], [], []
 
     def metrics(self) -> dict[str, float]:
-        """Every metric measurable on the labelled rows so far (see :func:`live_metrics`)."""
+        """Every metric measurable on the labelled rows so far.
+
+        Returns:
+            Metric name to value (see :func:`live_metrics`); empty without labelled rows.
+        """
         self._flush()
         if not self._chunks:
             return {}

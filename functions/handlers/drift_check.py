@@ -38,7 +38,15 @@ class DriftCheckRequest(BaseModel):
     model_version: int | None = Field(default=None, ge=1, description="Check this version, not the alias's.")
 
     def window(self, default_hours: float, now: datetime) -> Window:
-        """The window to check: ``start``-``end`` when given, else the hours (asked, or default) before the end."""
+        """The window to check: ``start``-``end`` when given, else the hours (asked, or default) before the end.
+
+        Args:
+            default_hours: the settings' window length.
+            now: the time of the check, the default end.
+
+        Returns:
+            The window. Raises ``ValidationError`` when ``start`` is not before the end.
+        """
         end = _utc(self.end) if self.end else now
         if self.start is None:
             return Window.last(self.window_hours or default_hours, end)
@@ -70,7 +78,17 @@ _EVENT: TypeAdapter[DriftCheckEvent | DriftCheckRequest] = TypeAdapter(
 
 
 def parse_event(event: dict[str, Any]) -> DriftCheckRequest:
-    """An EventBridge event carrying a request in ``detail``, or a bare request from an operator."""
+    """An EventBridge event carrying a request in ``detail``, or a bare request from an operator.
+
+    Args:
+        event: the invocation's event.
+
+    Returns:
+        The request (all defaults for the scheduled event, whose detail is ``{}``).
+
+    Raises:
+        ValidationError: naming each bad field.
+    """
     try:
         parsed = _EVENT.validate_python(event)
     except PydanticValidationError as exc:
@@ -85,6 +103,13 @@ class DriftCheckEnvironment:
     def __init__(
         self, settings: DriftCheckSettings, clients: AwsClients, clock: Callable[[], datetime] | None = None
     ) -> None:
+        """Build the adapters once per execution environment.
+
+        Args:
+            settings: the function's settings.
+            clients: the boto3 clients (S3, EventBridge), created on first use.
+            clock: the current time; UTC now when None.
+        """
         s = settings
         self.settings = settings
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -112,6 +137,15 @@ class DriftCheckFunction:
         self.env = env
 
     def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        """Check the serving model's window.
+
+        Args:
+            event: the scheduled event, an EventBridge event with a request, or an operator's request.
+            context: the Lambda context.
+
+        Returns:
+            ``DriftCheckResult.as_dict()``: verdict, drifted, performance, report keys, events published.
+        """
         request = parse_event(event)
         env, s = self.env, self.env.settings
         now = env.clock()
@@ -134,7 +168,14 @@ class DriftCheckFunction:
 
 
 def instrument(function: DriftCheckFunction) -> Handler:
-    """Logging context (correlation id = the EventBridge event id) and one EMF flush per invocation."""
+    """Logging context (correlation id = the EventBridge event id) and one EMF flush per invocation.
+
+    Args:
+        function: the drift-check function of one execution environment.
+
+    Returns:
+        The Lambda handler.
+    """
 
     @metrics.log_metrics
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
@@ -148,6 +189,7 @@ _default: Handler | None = None
 
 
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The entry point; builds the environment from ``DriftCheckSettings`` on first use."""
     global _default  # noqa: PLW0603 - one handler per execution environment, created on first use
     if _default is None:
         _default = instrument(DriftCheckFunction(DriftCheckEnvironment(DriftCheckSettings(), AwsClients())))

@@ -122,7 +122,15 @@ class Window:
 
     @classmethod
     def last(cls, hours: float, end: datetime) -> Window:
-        """The ``hours`` before ``end``."""
+        """The ``hours`` before ``end``.
+
+        Args:
+            hours: the window's length.
+            end: its end (timezone-aware).
+
+        Returns:
+            The window.
+        """
         return cls(start=end - timedelta(hours=hours), end=end)
 
     @property
@@ -359,6 +367,8 @@ def drift_event(report: DriftCheckReport, location: ReportLocation) -> dict[str,
     ]
     return {
         **_reports_detail(report, location),
+        "verdict": report.verdict,
+        "drifted": list(report.drift.drifted),
         "drifted_features": drifted,
         "prediction_psi": report.drift.prediction_psi,
         "prediction_drifted": report.drift.prediction_drifted,
@@ -380,6 +390,7 @@ def performance_event(report: DriftCheckReport, location: ReportLocation) -> dic
     assert performance is not None
     return {
         **_reports_detail(report, location),
+        "status": performance.status,
         "metric": performance.metric,
         "validation_value": performance.validation_value,
         "live_value": performance.live_value,

@@ -185,6 +185,8 @@ def test_shifted_features_are_drift_with_an_event_and_reports(drift_check, traff
     detail = delivered["detail"]
     assert detail == result["events"][0]["detail"]
     assert (detail["model_name"], detail["model_version"]) == (CFG.model_name, 1)
+    assert detail["verdict"] == "DRIFT"
+    assert detail["drifted"] == result["drifted"]
     assert {f["name"] for f in detail["drifted_features"]} == set(SHIFTED)
     assert all(f["psi"] >= 0.2 and f["adjusted_p_value"] < 0.05 for f in detail["drifted_features"])
     assert detail["window"]["end"].startswith("2026-11-23T17:00:00")
