@@ -44,7 +44,7 @@ typecheck: $(STAMP)  ## mypy
 
 bench: $(STAMP)  ## print latency, cold-start and drift-check figures, write .bench/latest.json
 	$(BIN)/python -m benchmarks.predict_bench
-	@if [ -f benchmarks/drift_bench.py ]; then $(BIN)/python -m benchmarks.drift_bench; fi
+	$(BIN)/python -m benchmarks.drift_bench
 
 synth: $(STAMP)  ## synthesize every stack into cdk.out/ (offline, no Docker, no CDK CLI)
 	$(BIN)/python -m infra.app

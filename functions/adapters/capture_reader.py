@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import gzip
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pydantic_core
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.adapters.s3 import get_bytes, list_keys
@@ -95,4 +95,4 @@ class S3CaptureReader:
             raise StorageError(f"capture object {key} is not valid gzip") from exc
         for line in data.splitlines():
             if line.strip():
-                yield json.loads(line)
+                yield pydantic_core.from_json(line)
