@@ -121,7 +121,15 @@ class StageConfig(BaseModel):
 
 
 STAGES: dict[str, StageConfig] = {
-    "local": StageConfig(stage="local", registry_bucket="mlops-local-registry", data_bucket="mlops-local-data"),
+    "local": StageConfig(
+        stage="local",
+        registry_bucket="mlops-local-registry",
+        data_bucket="mlops-local-data",
+        # Minutes instead of hours, so a `mlops serve` session shows the loop turning.
+        drift=DriftConfig(schedule="rate(5 minutes)", window_hours=1.0),
+        retrain=RetrainConfig(cooldown_seconds=300),
+        rollout=RolloutConfig(schedule="rate(1 minute)", bake_seconds=60.0),
+    ),
     "dev": StageConfig(
         stage="dev", registry_bucket="mlops-dev-registry", data_bucket="mlops-dev-data", log_level="DEBUG"
     ),
