@@ -1,0 +1,808 @@
+"""Build the Lambda layer and the function code asset for python3.12 on x86_64, without Docker.
+
+``python -m layers.build [--force]`` (``make layer``) writes:
+
+- ``layers/build/layer/python/``: the third-party packages (Lambda mounts a layer's ``python/`` at
+  ``/opt/python``); one layer, shared by every function;
+- ``layers/build/function/``: the ``functions`` package without ``functions/local`` (the CLI and the
+  local runtime), the one code asset of every function;
+- ``layers/build/runtime/python/``: boto3 and botocore for cp312, a stand-in for what the Lambda runtime
+  provides, used by the checks here; never deployed;
+- ``layers/build/manifest.json``: versions, sizes, the budget and the hashes that make a rebuild skippable.
+
+Steps: resolve the project's runtime dependencies for cp312 manylinux x86_64 under the lock's pins, minus
+what the runtime provides; install them; remove tests, sources, headers, stubs and the scipy subpackages
+scikit-learn does not import; strip the extension modules; compile bytecode with Python 3.12
+(unchecked-hash, so it stays valid on Lambda's read-only file system); verify with Python 3.12 that every
+deployed module imports and every estimator kind trains, loads and predicts from the pruned layer; check
+the pinned versions and each function's unzipped size against the budget. See layers/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCK_FILE = ROOT / "requirements.lock"
+PYPROJECT = ROOT / "pyproject.toml"
+FUNCTIONS_SRC = ROOT / "functions"
+DATA_DIR = ROOT / "data"
+PROBE = Path(__file__).resolve().parent / "probe.py"
+
+BUILD_DIR = ROOT / "layers" / "build"
+LAYER_DIR = BUILD_DIR / "layer"  # the layer asset: a zip of this folder holds python/
+LAYER_PYTHON = LAYER_DIR / "python"
+FUNCTION_DIR = BUILD_DIR / "function"  # the function code asset
+RUNTIME_DIR = BUILD_DIR / "runtime" / "python"  # boto3/botocore stand-in for the Lambda runtime; not deployed
+MANIFEST = BUILD_DIR / "manifest.json"
+LOCK = BUILD_DIR / ".lock"
+
+PYTHON_VERSION = "3.12"
+RUNTIME = "python3.12"
+ARCHITECTURE = "x86_64"
+# manylinux2014 alone resolves old releases; the python3.12 runtime (Amazon Linux 2023) has glibc 2.34.
+PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")
+LAYER_MOUNT = "/opt/python"
+TASK_ROOT = "/var/task"
+
+MIB = 1024 * 1024
+BUDGET_BYTES = 200 * MIB  # our budget: function code plus all its layers, unzipped
+HARD_LIMIT_BYTES = 250 * MIB  # Lambda's quota (262,144,000 bytes)
+
+# Every function runs the same code asset with the same one layer.
+FUNCTIONS = ("predict", "log_outcome", "drift_check", "retrain", "rollout")
+FUNCTION_LAYERS: dict[str, tuple[str, ...]] = dict.fromkeys(FUNCTIONS, ("layer",))
+
+PINNED = ("numpy", "scipy", "scikit-learn", "joblib")  # a model loads only under the versions that saved it
+# Provided by the Lambda python3.12 runtime: not shipped, and the dependency walk stops at them, so what
+# only they need (s3transfer, urllib3, python-dateutil, six) stays out; jmespath stays in (Powertools needs it).
+RUNTIME_PROVIDED = frozenset({"boto3", "botocore"})
+FORBIDDEN = ("pandas", "pyarrow", "polars", "boto3", "botocore")  # scikit-learn imports pandas when installed
+
+TEST_DIRS = frozenset({"tests", "test"})  # not "testing": numpy.testing is imported by scikit-learn
+TEST_FILES = frozenset({"conftest.py"})
+# Cython, C/C++ and Fortran sources, headers, type stubs, Cython templates (.pyx.tp), static libraries.
+SOURCE_SUFFIXES: tuple[str, ...] = (".pyx", ".pxd", ".pxi", ".c", ".cc", ".cpp", ".cxx", ".h", ".hh", ".hpp")
+SOURCE_SUFFIXES += (".f", ".f90", ".pyi", ".tp", ".a")
+SOURCE_NAMES = frozenset({"meson.build"})
+# scipy subpackages nothing in the layer imports at module level; see the checks in prune_scipy().
+UNUSED_SCIPY = ("cluster", "datasets", "differentiate", "fftpack", "io", "misc", "odr", "signal")
+# Lazy imports of a removed subpackage that stay, each inside a feature the functions do not use.
+KNOWN_LAZY_REFERENCES = {
+    ("sklearn/cluster/_agglomerative.py", "scipy.cluster"),  # AgglomerativeClustering's full tree
+    ("sklearn/datasets/_olivetti_faces.py", "scipy.io"),  # a data set downloader
+}
+# scikit-learn modules that may fail to import once scipy.io is gone: the data set loaders and the test
+# helpers that use them. A pickled model never refers to them; anything else failing fails the build.
+ALLOWED_BROKEN_SKLEARN = ("sklearn.datasets", "sklearn.utils.estimator_checks", "sklearn.utils._testing")
+
+PIP_NOISE = re.compile(r"is ignored: it is neither a file nor a directory")
+
+
+class BuildError(Exception):
+    """The build cannot produce a layer that meets its contract; the message says why and what to do."""
+
+
+def progress(message: str) -> None:
+    """A timestamped progress line."""
+    print(f"[layer {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def mib(n: int) -> str:
+    return f"{n / MIB:7.1f} MiB"
+
+
+# -- inputs ------------------------------------------------------------------------------------------------
+
+
+def read_lock(path: Path = LOCK_FILE) -> dict[NormalizedName, str]:
+    """The exact pins of ``requirements.lock``: normalized name -> version."""
+    pins: dict[NormalizedName, str] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, sep, version = line.partition("==")
+        if not sep:
+            raise BuildError(f"{path.name}: {raw!r} is not an exact pin (name==version)")
+        pins[canonicalize_name(name.strip())] = version.strip()
+    return pins
+
+
+def runtime_requirements() -> list[Requirement]:
+    """The project's runtime dependencies (pyproject.toml), minus what the Lambda runtime provides."""
+    project = tomllib.loads(PYPROJECT.read_text())["project"]
+    requirements = [Requirement(spec) for spec in project["dependencies"]]
+    return [r for r in requirements if canonicalize_name(r.name) not in RUNTIME_PROVIDED]
+
+
+def _python_version(python: str) -> str | None:
+    try:
+        out = subprocess.run(
+            [python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def find_python312() -> Path:
+    """The Python 3.12 interpreter that compiles the bytecode and runs the checks.
+
+    Looks at ``$LAYER_PYTHON312``, pyenv's versions (``$PYENV_ROOT`` or ``~/.pyenv``), then ``python3.12``
+    on ``PATH``. Raises BuildError saying how to get one when none runs.
+    """
+    candidates: list[str] = []
+    if os.environ.get("LAYER_PYTHON312"):
+        candidates.append(os.environ["LAYER_PYTHON312"])
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    versions = sorted((pyenv_root / "versions").glob(f"{PYTHON_VERSION}.*/bin/python{PYTHON_VERSION}"), reverse=True)
+    candidates += [str(p) for p in versions]
+    on_path = shutil.which(f"python{PYTHON_VERSION}")
+    if on_path:
+        candidates.append(on_path)
+    for candidate in candidates:
+        version = _python_version(candidate)
+        if version and version.startswith(PYTHON_VERSION + "."):
+            return Path(candidate)
+    raise BuildError(
+        f"no Python {PYTHON_VERSION} found (tried: {', '.join(candidates) or 'nothing'}). The layer's bytecode must be "
+        f"compiled by the Lambda runtime's Python and its checks run under it: install it (e.g. `pyenv install "
+        f"{PYTHON_VERSION}`) or point LAYER_PYTHON312 at a python{PYTHON_VERSION} binary."
+    )
+
+
+def _sha256_files(paths: Iterable[Path], base: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(str(path.relative_to(base)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _tooling_hash() -> str:
+    """The build script and the probe: changing how the layer is built rebuilds it."""
+    here = Path(__file__).resolve()
+    return _sha256_files([here, PROBE], here.parent)
+
+
+def pins_hash(lock: dict[NormalizedName, str], names: Iterable[str]) -> str:
+    """Hash of what decides the layer: the lock's pins of ``names``, the runtime requirements, the target, the tooling.
+
+    ``names`` are the packages of the last build (layer and runtime stand-in). A pin of any other package
+    cannot change the layer: a new dependency only comes in through a new version of a package already in it,
+    or through pyproject.toml, and both are in the hash.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(
+        {canonicalize_name(n) for n in names} | {canonicalize_name(r.name) for r in runtime_requirements()}
+    ):
+        digest.update(f"{name}=={lock.get(name, '<unpinned>')}\n".encode())
+    for requirement in sorted(str(r) for r in runtime_requirements()):
+        digest.update(f"requires {requirement}\n".encode())
+    digest.update(f"{RUNTIME} {ARCHITECTURE} {PLATFORMS} {sorted(RUNTIME_PROVIDED)}\n".encode())
+    digest.update(_tooling_hash().encode())
+    return digest.hexdigest()
+
+
+def function_sources() -> list[Path]:
+    """The files of the function code asset: ``functions/`` without ``local/`` and caches."""
+    files = []
+    for path in FUNCTIONS_SRC.rglob("*"):
+        rel = path.relative_to(FUNCTIONS_SRC)
+        if not path.is_file() or rel.parts[0] == "local" or "__pycache__" in rel.parts or path.suffix == ".pyc":
+            continue
+        files.append(path)
+    return sorted(files)
+
+
+def function_hash() -> str:
+    """Hash of the function code asset's sources and the tooling that builds it."""
+    return hashlib.sha256((_sha256_files(function_sources(), ROOT) + _tooling_hash()).encode()).hexdigest()
+
+
+# -- pip ---------------------------------------------------------------------------------------------------
+
+
+def _pip(args: list[str], what: str) -> str:
+    command = [sys.executable, "-m", "pip", *args]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    output = "\n".join(
+        line for line in (result.stdout + result.stderr).splitlines() if line.strip() and not PIP_NOISE.search(line)
+    )
+    if result.returncode != 0:
+        tail = "\n".join(output.splitlines()[-25:])
+        raise BuildError(f"pip failed while {what} (exit {result.returncode}):\n{tail}")
+    return output
+
+
+def _target_args() -> list[str]:
+    platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
+    return [
+        *platforms,
+        "--only-binary=:all:",
+        "--python-version",
+        PYTHON_VERSION,
+        "--implementation",
+        "cp",
+        "--abi",
+        "cp" + PYTHON_VERSION.replace(".", ""),
+        "--disable-pip-version-check",
+        "--no-input",
+    ]
+
+
+def _marker_environment(extra: str = "") -> dict[str, str]:
+    env: dict[str, str] = {k: str(v) for k, v in default_environment().items()}
+    env.update(
+        {
+            "python_version": PYTHON_VERSION,
+            "python_full_version": PYTHON_VERSION + ".0",
+            "implementation_name": "cpython",
+            "platform_python_implementation": "CPython",
+            "sys_platform": "linux",
+            "platform_system": "Linux",
+            "platform_machine": ARCHITECTURE,
+            "os_name": "posix",
+            "extra": extra,
+        }
+    )
+    return env
+
+
+def _applies(requirement: Requirement, extras: Iterable[str]) -> bool:
+    if requirement.marker is None:
+        return True
+    return any(requirement.marker.evaluate(_marker_environment(extra)) for extra in ("", *extras))
+
+
+def resolve(requirements: list[Requirement], lock_file: Path, stop_at: frozenset[str]) -> dict[str, str]:
+    """Resolve ``requirements`` for the target under the lock's pins; the closure that does not pass ``stop_at``.
+
+    Returns:
+        Normalized package name -> version of every package to install.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        _pip(
+            [
+                "install",
+                "--dry-run",
+                "--ignore-installed",
+                "--quiet",
+                "--report",
+                str(report),
+                *_target_args(),
+                "-c",
+                str(lock_file),
+                *[str(r) for r in requirements],
+            ],
+            "resolving the layer's dependencies",
+        )
+        resolved = json.loads(report.read_text())["install"]
+    metadata = {canonicalize_name(item["metadata"]["name"]): item["metadata"] for item in resolved}
+    closure: dict[str, str] = {}
+    pending: list[tuple[Requirement, frozenset[str]]] = [(r, frozenset()) for r in requirements]
+    while pending:
+        requirement, parent_extras = pending.pop()
+        name = canonicalize_name(requirement.name)
+        if name in stop_at or not _applies(requirement, parent_extras):
+            continue
+        if name not in metadata:
+            raise BuildError(f"pip's resolution lacks {name}, required as {requirement}")
+        new = name not in closure
+        closure[name] = metadata[name]["version"]
+        if new or requirement.extras:
+            for dep in metadata[name].get("requires_dist") or []:
+                pending.append((Requirement(dep), frozenset(requirement.extras)))
+    return dict(sorted(closure.items()))
+
+
+def install(packages: dict[str, str], target: Path) -> None:
+    """Install exactly ``packages`` (no dependency resolution, no host bytecode) into ``target``."""
+    _pip(
+        [
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-compile",
+            "--target",
+            str(target),
+            *_target_args(),
+            *[f"{name}=={version}" for name, version in packages.items()],
+        ],
+        f"installing {len(packages)} packages into {target.relative_to(ROOT)}",
+    )
+
+
+def installed_versions(path: Path) -> dict[str, str]:
+    """Normalized name -> version of every distribution installed in ``path`` (from its dist-info)."""
+    from importlib.metadata import distributions
+
+    found = {canonicalize_name(d.metadata["Name"]): d.version for d in distributions(path=[str(path)])}
+    return dict(sorted(found.items()))
+
+
+# -- pruning -----------------------------------------------------------------------------------------------
+
+
+def tree_bytes(path: Path) -> int:
+    """Unzipped size as Lambda counts it: the sum of the files' sizes."""
+    if not path.exists():
+        return 0
+    return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _package_dirs(root: Path) -> Iterator[Path]:
+    """Top-level folders of installed packages (dist-info and vendored libraries excluded)."""
+    for path in sorted(root.iterdir()):
+        if path.is_dir() and not path.name.endswith((".dist-info", ".libs")):
+            yield path
+
+
+def prune_tests(root: Path) -> list[str]:
+    """Remove test suites: every ``tests``/``test`` folder and ``conftest.py``."""
+    removed = []
+    for package in _package_dirs(root):
+        for path in sorted(package.rglob("*"), key=lambda p: len(p.parts)):
+            if not path.exists():
+                continue
+            if (path.is_dir() and path.name in TEST_DIRS) or (path.is_file() and path.name in TEST_FILES):
+                removed.append(str(path.relative_to(root)))
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return removed
+
+
+def prune_sources(root: Path) -> int:
+    """Remove build inputs: Cython and C/C++/Fortran sources, headers, stubs, templates, static libraries."""
+    count = 0
+    for package in _package_dirs(root):
+        for path in package.rglob("*"):
+            if path.is_file() and (path.name.endswith(SOURCE_SUFFIXES) or path.name in SOURCE_NAMES):
+                path.unlink()
+                count += 1
+        for folder in sorted((p for p in package.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            if not any(folder.iterdir()):
+                folder.rmdir()
+    return count
+
+
+def _imported_modules(path: Path, module: str) -> set[str]:
+    """Absolute names of the modules ``path`` (module ``module``) imports, or mentions in import statements."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:  # newer syntax than this interpreter parses: fall back to the import lines
+        return set(re.findall(r"^\s*(?:from|import)\s+([\w.]+)", text, re.MULTILINE))
+    package = module.rsplit(".", 1)[0] if path.name != "__init__.py" else module
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")
+                parent = parent[: len(parent) - node.level + 1]
+                base = ".".join([*parent, base] if base else parent)
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def references_to(root: Path, removed: Iterable[str]) -> set[tuple[str, str]]:
+    """(file, module) for each import of a removed module by a file that remains in the layer."""
+    removed = tuple(removed)
+    found = set()
+    for package in _package_dirs(root):
+        for path in package.rglob("*.py"):
+            rel = path.relative_to(root)
+            if rel.parts[0] != "scipy" and b"scipy" not in path.read_bytes():
+                continue  # outside scipy only an import naming scipy can reach a subpackage of it
+            module = ".".join(rel.with_suffix("").parts)
+            for name in _imported_modules(path, module):
+                for gone in removed:
+                    if name == gone or name.startswith(gone + "."):
+                        found.add((rel.as_posix(), gone))
+    return found
+
+
+def prune_scipy(root: Path) -> list[str]:
+    """Remove the scipy subpackages scikit-learn and the functions do not import.
+
+    Checked twice: statically here (no remaining file imports one, except the known lazy imports of
+    features the functions do not use), and at run time by the probe's import-everything, train-and-predict
+    check under Python 3.12 (see verify_layer).
+    """
+    removed = []
+    for name in UNUSED_SCIPY:
+        path = root / "scipy" / name
+        if path.is_dir():
+            shutil.rmtree(path)
+            removed.append(f"scipy.{name}")
+    unexpected = sorted(references_to(root, removed) - KNOWN_LAZY_REFERENCES)
+    # Importers inside scikit-learn's data set loaders are allowed (see ALLOWED_BROKEN_SKLEARN).
+    unexpected = [
+        (file, module)
+        for file, module in unexpected
+        if not file.replace("/", ".").startswith(tuple(a + "." for a in ALLOWED_BROKEN_SKLEARN))
+    ]
+    if unexpected:
+        lines = "\n".join(f"  {file} imports {module}" for file, module in unexpected)
+        raise BuildError(
+            "a removed scipy subpackage is still imported by the layer; keep it (UNUSED_SCIPY in layers/build.py) "
+            f"or confirm the import is unreachable from the functions (KNOWN_LAZY_REFERENCES):\n{lines}"
+        )
+    return removed
+
+
+def strip_extensions(root: Path) -> int:
+    """``strip --strip-unneeded`` the extension modules; never the vendored libraries in ``*.libs/``.
+
+    Stripping the vendored OpenBLAS breaks loading it ("ELF load command address/offset not page-aligned").
+    """
+    strip = shutil.which("strip")
+    if strip is None:
+        raise BuildError("`strip` not found: install binutils (apt-get install binutils)")
+    files = [
+        p
+        for p in root.rglob("*.so")
+        if p.is_file() and not any(part.endswith(".libs") for part in p.relative_to(root).parts)
+    ]
+    for start in range(0, len(files), 100):
+        batch = files[start : start + 100]
+        result = subprocess.run(
+            [strip, "--strip-unneeded", *map(str, batch)], capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise BuildError(f"strip failed: {result.stderr.strip()}")
+    return len(files)
+
+
+def compile_bytecode(python312: Path, root: Path, prefix: str) -> None:
+    """Compile every ``.py`` under ``root`` with Python 3.12, hash-based and unchecked.
+
+    An unchecked hash-based .pyc is used without looking at the source's time stamp or contents, so it
+    stays valid on Lambda's read-only file system whatever times the zip gave the files. ``prefix`` is
+    the path the tracebacks show (where Lambda mounts the folder).
+    """
+    command = [str(python312), "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash"]
+    command += ["-s", str(root), "-p", prefix, str(root)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BuildError(
+            f"compiling {root.relative_to(ROOT)} with Python {PYTHON_VERSION} failed:\n{result.stdout[-3000:]}"
+        )
+
+
+def remove_bytecode(root: Path) -> None:
+    """Delete every ``__pycache__`` under ``root``."""
+    for cache in sorted(root.rglob("__pycache__"), key=lambda p: -len(p.parts)):
+        shutil.rmtree(cache)
+
+
+# -- steps -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LayerResult:
+    packages: dict[str, str]
+    steps: list[dict[str, Any]]
+    runtime_provided: dict[str, str]
+
+
+def _measure(steps: list[dict[str, Any]], target: Path, step: str, removed: int | list[str] | None) -> None:
+    """Record and print the layer's size after ``step``."""
+    size = tree_bytes(target)
+    steps.append({"step": step, "bytes": size, "removed": removed})
+    detail = "" if removed is None else f"  (removed: {removed if isinstance(removed, int) else ', '.join(removed)})"
+    progress(f"{step:<34} {mib(size)}{detail}")
+
+
+def build_layer(python312: Path, lock: dict[NormalizedName, str]) -> LayerResult:
+    """Resolve, install, prune, strip and compile the layer into LAYER_PYTHON (replacing it)."""
+    requirements = runtime_requirements()
+    progress(f"resolving {', '.join(str(r) for r in requirements)} for cp312 {'+'.join(PLATFORMS)}")
+    packages = resolve(requirements, LOCK_FILE, RUNTIME_PROVIDED)
+    progress(f"{len(packages)} packages: " + ", ".join(f"{n}=={v}" for n, v in packages.items()))
+    for name in map(canonicalize_name, PINNED):
+        if packages.get(name) != lock.get(name):
+            raise BuildError(f"{name} resolved to {packages.get(name)}, but requirements.lock pins {lock.get(name)}")
+    unpinned = sorted(n for n in packages if n not in lock)
+    if unpinned:
+        progress(f"warning: not pinned in requirements.lock (resolved afresh each build): {', '.join(unpinned)}")
+
+    staging = BUILD_DIR / ".staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    target = staging / "python"
+    target.mkdir(parents=True)
+    progress("installing (pip --only-binary, --no-deps, --no-compile)")
+    install(packages, target)
+    steps: list[dict[str, Any]] = []
+    _measure(steps, target, "installed (no bytecode)", None)
+    _measure(steps, target, "without test suites", len(prune_tests(target)))
+    _measure(steps, target, "without sources, headers, stubs", prune_sources(target))
+    _measure(steps, target, "without unused scipy subpackages", prune_scipy(target))
+    _measure(steps, target, "extension modules stripped", strip_extensions(target))
+    progress(f"compiling bytecode with {python312} (unchecked-hash)")
+    compile_bytecode(python312, target, LAYER_MOUNT)
+    _measure(steps, target, "with cp312 bytecode", None)
+
+    versions = installed_versions(target)
+    check_versions(versions, lock)
+    forbidden = [name for name in FORBIDDEN if name in versions or (target / name).exists()]
+    if forbidden:
+        raise BuildError(f"the layer must not contain {', '.join(forbidden)}")
+
+    shutil.rmtree(LAYER_DIR, ignore_errors=True)
+    LAYER_DIR.mkdir(parents=True)
+    target.rename(LAYER_PYTHON)
+    shutil.rmtree(staging, ignore_errors=True)
+    runtime = build_runtime_standin(python312)
+    return LayerResult(packages=versions, steps=steps, runtime_provided=runtime)
+
+
+def check_versions(versions: dict[str, str], lock: dict[NormalizedName, str]) -> None:
+    """Fail unless every package the lock pins has the locked version, and the pinned four are present."""
+    missing = [name for name in PINNED if name not in versions]
+    wrong = [
+        f"{name} {version} (requirements.lock: {lock[canonicalize_name(name)]})"
+        for name, version in versions.items()
+        if canonicalize_name(name) in lock and lock[canonicalize_name(name)] != version
+    ]
+    if missing or wrong:
+        raise BuildError(
+            "the layer's versions differ from requirements.lock: "
+            + "; ".join([*(f"{m} missing" for m in missing), *wrong])
+            + " (a model loads only under the scikit-learn, numpy, scipy and joblib that saved it)"
+        )
+
+
+def build_runtime_standin(python312: Path) -> dict[str, str]:
+    """boto3 and botocore at the lock's pins, for cp312, in RUNTIME_DIR: what the Lambda runtime provides."""
+    requirements = [Requirement(name) for name in sorted(RUNTIME_PROVIDED)]
+    progress("runtime stand-in (not deployed): " + ", ".join(sorted(RUNTIME_PROVIDED)))
+    packages = resolve(requirements, LOCK_FILE, frozenset())
+    shutil.rmtree(RUNTIME_DIR.parent, ignore_errors=True)
+    RUNTIME_DIR.mkdir(parents=True)
+    install(packages, RUNTIME_DIR)
+    compile_bytecode(python312, RUNTIME_DIR, "/var/runtime")
+    return packages
+
+
+def build_function(python312: Path) -> None:
+    """Copy the deployed ``functions`` package into FUNCTION_DIR and compile it with Python 3.12."""
+    shutil.rmtree(FUNCTION_DIR, ignore_errors=True)
+    for source in function_sources():
+        dest = FUNCTION_DIR / source.relative_to(ROOT)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, dest)
+    compile_bytecode(python312, FUNCTION_DIR, TASK_ROOT)
+    progress(f"function code: {len(function_sources())} files of functions/ (without functions/local)")
+
+
+def probe_env(extra: dict[str, str] | None = None, roots: Iterable[Path] | None = None) -> dict[str, str]:
+    """A clean environment for the probe: PYTHONPATH = function code, layer, runtime stand-in; no bytecode writes."""
+    roots = list(roots) if roots is not None else [FUNCTION_DIR, LAYER_PYTHON, RUNTIME_DIR]
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "TZ": "UTC",
+        "HOME": tempfile.gettempdir(),
+        "PYTHONPATH": os.pathsep.join(str(r) for r in roots),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+    env.update(extra or {})
+    return env
+
+
+def probe_command(python312: Path, mode: str, argument: str) -> list[str]:
+    """The probe's command line: no script folder, no current folder, no site-packages on ``sys.path``."""
+    return [str(python312), "-P", "-S", "-s", str(PROBE), mode, argument]
+
+
+def run_probe(python312: Path, mode: str, argument: str, env: dict[str, str], timeout: float = 300) -> dict[str, Any]:
+    """Run the probe; its last stdout line is its JSON result. Raises BuildError with its stderr on failure."""
+    result = subprocess.run(
+        probe_command(python312, mode, argument), env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines:
+        raise BuildError(
+            f"the Python {PYTHON_VERSION} probe ({mode}) failed (exit {result.returncode}):\n{result.stderr[-4000:]}"
+        )
+    parsed: dict[str, Any] = json.loads(lines[-1])
+    return parsed
+
+
+def verify_layer(python312: Path) -> dict[str, Any]:
+    """Import everything and train/predict every estimator kind under Python 3.12 with only the build on sys.path."""
+    progress(f"verifying under Python {PYTHON_VERSION}: imports, train/save/load/predict per estimator kind, drift")
+    env = probe_env({"AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"})
+    before = _pyc_count()
+    result = run_probe(python312, "verify", str(DATA_DIR), env)
+    shipped = {p.name for p in LAYER_PYTHON.iterdir()} | {p.stem for p in LAYER_PYTHON.glob("*.py")} | {"functions"}
+    optional, by_design, failed = [], [], []
+    for name, failure in sorted(result["failed_imports"].items()):
+        missing = failure["missing"]
+        if missing and missing.split(".")[0] not in shipped:
+            optional.append(f"{name} (needs {missing.split('.')[0]})")  # an optional dependency never installed
+        elif missing and name.startswith(ALLOWED_BROKEN_SKLEARN):
+            by_design.append(f"{name} (needs {missing})")  # needs what the pruning removed, by design
+        else:
+            failed.append(f"  import {name}: {failure['error']}")
+    problems = failed + [f"  imported from outside the build: {line}" for line in result["imports_outside"]]
+    if _pyc_count() != before:
+        problems.append("  bytecode was written during the check (the shipped .pyc did not cover every module)")
+    if problems:
+        raise BuildError("the layer failed its check under Python 3.12:\n" + "\n".join(problems))
+    progress(
+        f"verified: {result['modules']} modules imported, {len(result['estimators'])} estimators trained and predicted"
+    )
+    progress(f"  not importable by design (pruned): {', '.join(by_design) or 'none'}")
+    progress(f"  not importable without optional packages never installed: {', '.join(optional) or 'none'}")
+    return result
+
+
+def _pyc_count() -> int:
+    return sum(1 for root in (LAYER_PYTHON, FUNCTION_DIR) for _ in root.rglob("*.pyc"))
+
+
+# -- sizes, manifest ---------------------------------------------------------------------------------------
+
+
+def sizes() -> dict[str, Any]:
+    """Unzipped bytes of the layer, the function code, and each function's total."""
+    layer, function = tree_bytes(LAYER_DIR), tree_bytes(FUNCTION_DIR)
+    assets = {"layer": layer}
+    return {
+        "layer": layer,
+        "function": function,
+        "per_function_total": {name: function + sum(assets[a] for a in FUNCTION_LAYERS[name]) for name in FUNCTIONS},
+    }
+
+
+def check_budget(measured: dict[str, Any]) -> None:
+    """Print each function's unzipped total; raise BuildError past the budget."""
+    budget, limit = mib(BUDGET_BYTES).strip(), mib(HARD_LIMIT_BYTES).strip()
+    print(f"unzipped sizes (budget {budget} per function, Lambda's limit {limit}):")
+    print(f"  layer (shared by all)   {mib(measured['layer'])}")
+    print(f"  function code (shared)  {mib(measured['function'])}")
+    over = []
+    for name, total in measured["per_function_total"].items():
+        verdict = "ok" if total < BUDGET_BYTES else "OVER BUDGET"
+        print(f"  {name:<22}  {mib(total)}  ({total:,} bytes, code + 1 layer)  {verdict}")
+        if total >= BUDGET_BYTES:
+            over.append(f"{name} {total:,} bytes")
+    if over:
+        raise BuildError(
+            f"over the {BUDGET_BYTES:,}-byte budget (code + layers, unzipped): {', '.join(over)}. "
+            "Prune more in layers/build.py or split the layer."
+        )
+
+
+def read_manifest() -> dict[str, Any] | None:
+    try:
+        manifest: dict[str, Any] = json.loads(MANIFEST.read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest
+
+
+@contextlib.contextmanager
+def _exclusive() -> Iterator[None]:
+    """One build at a time (tests and make may start it concurrently)."""
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    with LOCK.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _up_to_date(manifest: dict[str, Any] | None, key: str, value: str, size_key: str, path: Path) -> bool:
+    if manifest is None or manifest.get(key) != value or not path.is_dir():
+        return False
+    return bool(manifest["sizes_bytes"].get(size_key) == tree_bytes(path))
+
+
+def build(force: bool = False) -> dict[str, Any]:
+    """Build what changed (everything with ``force``), check it, and return the manifest.
+
+    Raises:
+        BuildError: a step failed, the versions differ from the lock, or a function is over the budget.
+    """
+    started = time.perf_counter()
+    with _exclusive():
+        lock = read_lock()
+        old = None if force else read_manifest()
+        previous_names = [*(old or {}).get("packages", {}), *(old or {}).get("runtime_provided", {})]
+        layer_key = pins_hash(lock, previous_names)
+        code_key = function_hash()
+        layer_ok = _up_to_date(old, "pins_hash", layer_key, "layer", LAYER_DIR) and RUNTIME_DIR.is_dir()
+        function_ok = _up_to_date(old, "function_hash", code_key, "function", FUNCTION_DIR)
+        if old is not None and layer_ok and function_ok:
+            progress(
+                "up to date: the lock's pins, the function code and the build script are unchanged (--force rebuilds)"
+            )
+            check_budget(old["sizes_bytes"])
+            return old
+
+        python312 = find_python312()
+        progress(f"target: Lambda {RUNTIME} on {ARCHITECTURE}; bytecode by {python312}")
+        MANIFEST.unlink(missing_ok=True)  # a build that stops half-way is never taken for a finished one
+        if layer_ok and old is not None:
+            progress("layer up to date; rebuilding the function code only")
+            layer = LayerResult(old["packages"], old["size_steps_bytes"], old["runtime_provided"])
+        else:
+            layer = build_layer(python312, lock)
+            layer_key = pins_hash(lock, [*layer.packages, *layer.runtime_provided])
+        build_function(python312)
+        verify_layer(python312)
+
+        measured = sizes()
+        manifest = {
+            "python": PYTHON_VERSION,
+            "architecture": ARCHITECTURE,
+            "runtime": RUNTIME,
+            "packages": layer.packages,
+            "sizes_bytes": measured,
+            "budget_bytes": BUDGET_BYTES,
+            "hard_limit_bytes": HARD_LIMIT_BYTES,
+            "pins_hash": layer_key,
+            "function_hash": code_key,
+            "layer_dir": str(LAYER_DIR.relative_to(ROOT)),
+            "function_dir": str(FUNCTION_DIR.relative_to(ROOT)),
+            "function_layers": {name: list(FUNCTION_LAYERS[name]) for name in FUNCTIONS},
+            "size_steps_bytes": layer.steps,
+            "runtime_provided": layer.runtime_provided,
+            "bytecode": {"python": _python_version(str(python312)), "invalidation_mode": "unchecked-hash"},
+            "build_seconds": round(time.perf_counter() - started, 1),
+        }
+        MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n")
+        check_budget(measured)
+        progress(f"done in {manifest['build_seconds']:.0f} s; wrote {MANIFEST.relative_to(ROOT)}")
+        return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m layers.build", description=__doc__.splitlines()[0])
+    parser.add_argument("--force", action="store_true", help="rebuild even when nothing changed")
+    args = parser.parse_args(argv)
+    try:
+        build(force=args.force)
+    except BuildError as exc:
+        print(f"layer build failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
