@@ -126,7 +126,7 @@ STAGES: dict[str, StageConfig] = {
         registry_bucket="mlops-local-registry",
         data_bucket="mlops-local-data",
         # Minutes instead of hours, so a `mlops serve` session shows the loop turning.
-        drift=DriftConfig(schedule="rate(5 minutes)", window_hours=1.0),
+        drift=DriftConfig(schedule="rate(5 minutes)"),
         retrain=RetrainConfig(cooldown_seconds=300),
         rollout=RolloutConfig(schedule="rate(1 minute)", bake_seconds=60.0),
     ),
