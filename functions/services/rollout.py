@@ -28,6 +28,12 @@ class RolloutError(MlopsError):
     code = "rollout_error"
 
 
+class AliasBusyError(RolloutError):
+    """Someone else (a CodeDeploy deployment) is shifting the alias; the canary must not start now."""
+
+    code = "alias_busy"
+
+
 @dataclass
 class RolloutPorts:
     """Everything the controller talks to."""
@@ -180,6 +186,11 @@ def _start(ports: RolloutPorts, state: RolloutState, policy: RolloutPolicy, now:
     if state.champion_version is None:
         state.champion_version = ports.registry.get_aliases(name).get("champion")
     routing = ports.deployer.routing()
+    foreign = {v: w for v, w in routing.weights.items() if w > 0 and v != state.canary_function_version}
+    if foreign:
+        # CodeDeploy shifts a code deployment through the same alias weights: never fight it.
+        shifting = ", ".join(f"Lambda version {v} at {w:.0%}" for v, w in foreign.items())
+        raise AliasBusyError(f"the alias is shifting traffic ({shifting}), e.g. a code deployment; waiting")
     canary_fn = ports.deployer.publish_pinned(state.challenger_version)
     stable_fn = routing.stable_version if routing.stable_version != canary_fn else state.stable_function_version
     if stable_fn is None:
@@ -262,7 +273,10 @@ def tick(ports: RolloutPorts, model_name: str, policy: RolloutPolicy) -> TickRes
     if decision.action in ("none", "hold"):
         return TickResult(decision.action, decision.reason, state)
     if decision.action == "start":
-        _start(ports, state, policy, now)
+        try:
+            _start(ports, state, policy, now)
+        except AliasBusyError as exc:
+            return TickResult("hold", exc.message, state)
     elif decision.action == "advance":
         _advance(ports, state, decision, now)
     elif decision.action == "promote":

@@ -645,3 +645,34 @@ def test_publishing_a_pinned_version_twice_reuses_the_first(deployer: LambdaAlia
     assert deployer.pinned_model_version(first) == 2
     assert deployer.pinned_model_version("1") is None
     assert deployer.publish_pinned(3) == "3"
+
+
+def test_the_canary_does_not_start_while_a_code_deployment_shifts_the_alias(world: World) -> None:
+    """CodeDeploy canaries a new handler through the same alias weights; the controller waits for it."""
+    lam = world.clients.lambda_
+    name = CFG.predict_function_name
+    code_version = lam.publish_version(FunctionName=name, Description="code deployment")["Version"]
+    lam.update_alias(
+        FunctionName=name,
+        Name="live",
+        FunctionVersion="1",
+        RoutingConfig={"AdditionalVersionWeights": {code_version: 0.1}},
+    )
+    world.train_challenger()
+
+    held = world.tick()
+
+    assert held.action == "hold" and "shifting traffic" in held.reason
+    assert world.state().status == "pending"
+    assert world.routing().weights == {code_version: 0.1}
+
+    lam.update_alias(
+        FunctionName=name, Name="live", FunctionVersion=code_version, RoutingConfig={"AdditionalVersionWeights": {}}
+    )
+    started = world.tick()
+
+    assert (started.action, world.routing().stable_version, world.routing().weights) == (
+        "start",
+        code_version,
+        {started.state.canary_function_version: 0.1},
+    )
