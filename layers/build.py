@@ -95,7 +95,7 @@ KNOWN_LAZY_REFERENCES = {
 }
 # scikit-learn modules that may fail to import once scipy.io is gone: the data set loaders and the test
 # helpers that use them. A pickled model never refers to them; anything else failing fails the build.
-ALLOWED_BROKEN_SKLEARN = ("sklearn.datasets", "sklearn.utils.estimator_checks", "sklearn.utils._testing")
+ALLOWED_BROKEN_SKLEARN = ("sklearn.datasets", "sklearn.utils.estimator_checks")
 
 PIP_NOISE = re.compile(r"is ignored: it is neither a file nor a directory")
 
