@@ -1,0 +1,49 @@
+"""Where the Lambda code and layer assets come from: ``make layer``'s output, or directories a test names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD = REPO / "layers" / "build"
+
+
+class MissingAssetsError(RuntimeError):
+    """The layer or function asset directory is missing or does not have the expected layout."""
+
+
+@dataclass(frozen=True)
+class AssetDirs:
+    """``layer/`` (holding ``python/``) and ``function/`` (holding the ``functions`` package)."""
+
+    layer: Path
+    function: Path
+
+    @classmethod
+    def under(cls, root: Path | str) -> AssetDirs:
+        """The layout ``python -m layers.build`` writes: ``<root>/layer`` and ``<root>/function``."""
+        base = Path(root)
+        return cls(layer=base / "layer", function=base / "function")
+
+    def checked(self) -> AssetDirs:
+        """Self, once both directories exist with the layout Lambda expects; ``MissingAssetsError`` otherwise."""
+        missing = [
+            str(path)
+            for path in (self.layer / "python", self.function / "functions" / "__init__.py")
+            if not path.exists()
+        ]
+        if missing:
+            raise MissingAssetsError(
+                "Lambda assets not found: "
+                + ", ".join(missing)
+                + ". Run `make layer` (python -m layers.build) first; it writes layers/build/layer and"
+                " layers/build/function. Tests may pass `-c asset_dirs=<dir>` with the same layout."
+            )
+        return self
+
+
+def asset_dirs(context_value: object | None) -> AssetDirs:
+    """The asset directories for a synthesis: CDK context ``asset_dirs`` if given, else ``layers/build``."""
+    root = Path(str(context_value)) if context_value else BUILD
+    return AssetDirs.under(root).checked()
