@@ -1,0 +1,112 @@
+"""The CDK app: ``python -m infra.app [--stage dev|prod]`` synthesizes every stack of a stage into cdk.out/."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aws_cdk import App, Environment, Stack
+
+from infra.access import StorageRefs
+from infra.assets import REPO, AssetDirs, MissingAssetsError, asset_dirs
+from infra.nag import add_rule_packs
+from infra.settings import infra_settings
+from infra.stacks.monitoring import MonitoringStack
+from infra.stacks.serving import ServingStack
+from infra.stacks.storage import StorageStack
+
+DEFAULT_STAGE = "dev"
+
+
+def feature_flags() -> dict[str, Any]:
+    """The context of cdk.json (CDK's recommended feature flags), which the CLI would pass too."""
+    return dict(json.loads((REPO / "cdk.json").read_text()).get("context", {}))
+
+
+def add_stage(app: App, stage: str, assets: AssetDirs) -> dict[str, Stack]:
+    """Add the storage, serving and monitoring stacks of ``stage`` to ``app``; returns them by role."""
+    config, settings = infra_settings(stage)
+    env = Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=config.region)
+    tags = {"app": config.app_name, "stage": config.stage}
+    storage = StorageStack(
+        app,
+        config.resource_name("storage"),
+        config=config,
+        settings=settings,
+        env=env,
+        tags=tags,
+        description=f"{config.app_name} {stage}: model registry and data buckets (retained on destroy)",
+    )
+    refs = StorageRefs.imported(config)
+    serving = ServingStack(
+        app,
+        config.resource_name("serving"),
+        config=config,
+        settings=settings,
+        assets=assets,
+        storage=refs,
+        env=env,
+        tags=tags,
+        description=f"{config.app_name} {stage}: predict and log-outcome behind the API",
+    )
+    monitoring = MonitoringStack(
+        app,
+        config.resource_name("monitoring"),
+        config=config,
+        settings=settings,
+        assets=assets,
+        storage=refs,
+        layer=serving.layer,
+        env=env,
+        tags=tags,
+        description=f"{config.app_name} {stage}: drift-check, retrain, rollout, alarms and dashboard",
+    )
+    serving.add_stack_dependency(storage, "reads the storage stack's exports")
+    monitoring.add_stack_dependency(serving, "addresses the predict function, alias and CodeDeploy group by name")
+    return {"storage": storage, "serving": serving, "monitoring": monitoring}
+
+
+def build_app(
+    stages: Sequence[str], assets: AssetDirs, *, outdir: str | None = None, context: Mapping[str, Any] | None = None
+) -> App:
+    """An app with the stacks of ``stages``; the cdk-nag packs run at its synthesis (a finding fails it)."""
+    app = App(outdir=outdir, context={**feature_flags(), **(context or {})})
+    for stage in stages:
+        add_stage(app, stage, assets)
+    add_rule_packs(app)
+    return app
+
+
+def _context(pairs: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"context must be key=value, got {pair!r}")
+        out[key] = value
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--stage", help=f"stage to synthesize (default: context 'stage', else {DEFAULT_STAGE})")
+    parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE", help="as cdk -c")
+    parser.add_argument("--outdir", help="cloud assembly directory (default: the CDK CLI's, else ./cdk.out)")
+    args = parser.parse_args(argv)
+    context = {**App().node.get_all_context(), **_context(args.context)}  # App() reads what the CDK CLI passes
+    stage = args.stage or context.get("stage") or DEFAULT_STAGE
+    try:
+        assets = asset_dirs(context.get("asset_dirs"))
+    except MissingAssetsError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    outdir = args.outdir or (None if os.environ.get("CDK_OUTDIR") else str(REPO / "cdk.out"))
+    assembly = build_app([stage], assets, outdir=outdir, context={**context, "stage": stage}).synth()
+    names = ", ".join(stack.stack_name for stack in assembly.stacks)
+    print(f"synthesized {names} (stage {stage}) into {assembly.directory}")
+
+
+if __name__ == "__main__":
+    main()

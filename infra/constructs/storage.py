@@ -1,0 +1,108 @@
+"""The model registry and data buckets, their KMS key, and the bucket their access logs go to."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from functions.adapters.locks import LOCK_PREFIX
+from functions.config import StageConfig
+from infra.settings import StorageSettings
+
+ABORT_UPLOADS_AFTER = Duration.days(7)
+
+
+class StorageConstruct(Construct):
+    """Versioned, KMS-encrypted, TLS-only, private buckets that a ``cdk destroy`` leaves in place.
+
+    Registry: ``models/`` (versions, cards, aliases), ``rollouts/`` (controller state), ``locks/``
+    (retrain lock and cooldown). Data: ``capture/``, ``outcomes/``, ``datasets/``, ``reports/drift/``.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, settings: StorageSettings) -> None:
+        super().__init__(scope, construct_id)
+        self.key = kms.Key(
+            self,
+            "DataKey",
+            alias=f"alias/{config.resource_name('data')}",
+            description=f"{config.resource_name('data')}: model registry and captured data",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogsBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,  # the only encryption S3 log delivery writes to
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            removal_policy=RemovalPolicy.RETAIN,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=Duration.days(settings.access_log_expiration_days),
+                    abort_incomplete_multipart_upload_after=ABORT_UPLOADS_AFTER,
+                )
+            ],
+        )
+        self.registry = self._bucket(
+            "RegistryBucket",
+            "registry/",
+            [
+                s3.LifecycleRule(
+                    id="expire-old-lock-versions",
+                    prefix=f"{LOCK_PREFIX.split('/')[0]}/",
+                    noncurrent_version_expiration=Duration.days(settings.lock_noncurrent_days),
+                    expired_object_delete_marker=True,
+                ),
+                s3.LifecycleRule(id="abort-uploads", abort_incomplete_multipart_upload_after=ABORT_UPLOADS_AFTER),
+            ],
+        )
+        self.data = self._bucket(
+            "DataBucket",
+            "data/",
+            [
+                s3.LifecycleRule(
+                    id="capture",
+                    prefix=f"{config.capture_prefix}/",
+                    transitions=[
+                        s3.Transition(
+                            storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+                            transition_after=Duration.days(settings.capture_transition_days),
+                        )
+                    ],
+                    expiration=Duration.days(settings.capture_expiration_days),
+                ),
+                s3.LifecycleRule(
+                    id="drift-reports",
+                    prefix=f"{config.drift.reports_prefix}/",
+                    expiration=Duration.days(settings.reports_expiration_days),
+                ),
+                s3.LifecycleRule(
+                    id="old-versions",
+                    noncurrent_version_expiration=Duration.days(settings.data_noncurrent_days),
+                    abort_incomplete_multipart_upload_after=ABORT_UPLOADS_AFTER,
+                ),
+            ],
+        )
+
+    def _bucket(self, construct_id: str, log_prefix: str, lifecycle_rules: list[s3.LifecycleRule]) -> s3.Bucket:
+        return s3.Bucket(
+            self,
+            construct_id,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            versioned=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix=log_prefix,
+            lifecycle_rules=lifecycle_rules,
+            removal_policy=RemovalPolicy.RETAIN,
+        )

@@ -1,0 +1,90 @@
+"""Serving stack: the layer, predict and log-outcome, the ``live`` alias with its CodeDeploy canary, the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Stack
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from functions.config import StageConfig
+from infra.access import StorageRefs, grant_key, grant_objects
+from infra.assets import AssetDirs
+from infra.constructs.api import PredictionApiConstruct
+from infra.constructs.function import FunctionConstruct
+from infra.constructs.layer import ScientificLayerConstruct
+from infra.constructs.live_alias import LiveAliasConstruct
+from infra.settings import InfraSettings
+
+MODELS = "models/"
+
+
+class ServingStack(Stack):
+    """What answers clients. Predict reads the registry and writes capture; log-outcome writes outcomes."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        settings: InfraSettings,
+        assets: AssetDirs,
+        storage: StorageRefs,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.layer = ScientificLayerConstruct(self, "Layer", config=config, path=assets.layer).layer
+        code = lambda_.Code.from_asset(str(assets.function))
+        buckets = {"REGISTRY_BUCKET": storage.registry.name, "DATA_BUCKET": storage.data.name}
+
+        self.predict = FunctionConstruct(
+            self,
+            "Predict",
+            config=config,
+            settings=settings,
+            function="predict",
+            code=code,
+            layer=self.layer,
+            environment=buckets,
+            description="POST /predict, GET /model, GET /health (behind the alias live)",
+        )
+        role = self.predict.role
+        grant_objects(self.predict, role, storage.registry, read=[MODELS], purpose="load the champion's card and model")
+        grant_objects(
+            self.predict, role, storage.data, write=[f"{config.capture_prefix}/"], purpose="write sampled requests"
+        )
+        grant_key(role, storage.key_arn, encrypt=True)
+
+        self.log_outcome = FunctionConstruct(
+            self,
+            "LogOutcome",
+            config=config,
+            settings=settings,
+            function="log_outcome",
+            code=code,
+            layer=self.layer,
+            environment=buckets,
+            description="POST /outcomes: ground truth for earlier request ids",
+        )
+        role = self.log_outcome.role
+        grant_objects(
+            self.log_outcome, role, storage.registry, read=[MODELS], purpose="resolve the champion's card for types"
+        )
+        grant_objects(
+            self.log_outcome, role, storage.data, write=[f"{config.outcomes_prefix}/"], purpose="store outcomes"
+        )
+        grant_key(role, storage.key_arn, encrypt=True)
+
+        self.live = LiveAliasConstruct(
+            self, "LiveAlias", config=config, settings=settings, function=self.predict.function
+        )
+        self.api = PredictionApiConstruct(
+            self,
+            "Api",
+            config=config,
+            settings=settings,
+            predict=self.live.alias,
+            log_outcome=self.log_outcome.function,
+        )
