@@ -1,0 +1,60 @@
+"""The app's inputs: stage settings checked against functions/config.py, and the Lambda assets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from functions.config import stage_config
+from infra import app as infra_app
+from infra import assets
+from infra.assets import AssetDirs, MissingAssetsError
+from infra.settings import INFRA_STAGES, FunctionSizing, infra_settings, rate_seconds
+
+from .synthesis import make_asset_dirs
+
+
+def test_missing_assets_say_to_run_make_layer(tmp_path: Path):
+    with pytest.raises(MissingAssetsError, match="make layer"):
+        AssetDirs.under(tmp_path).checked()
+
+
+def test_the_app_stops_with_that_message_when_layers_build_is_absent(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setattr(assets, "BUILD", tmp_path / "nothing")
+    with pytest.raises(SystemExit, match="make layer"):
+        infra_app.main(["--stage", "prod", "--outdir", str(tmp_path / "out")])
+
+
+def test_asset_dirs_context_points_elsewhere(tmp_path: Path):
+    made = make_asset_dirs(tmp_path)
+    assert assets.asset_dirs(str(tmp_path)) == made
+
+
+def test_unknown_stage_names_the_deployable_ones():
+    with pytest.raises(KeyError, match="dev, prod"):
+        infra_settings("local")
+
+
+def test_retrain_timeout_cannot_exceed_its_lock():
+    config = stage_config("prod")
+    functions = {**INFRA_STAGES["prod"].functions, "retrain": FunctionSizing(memory_mb=3008, timeout_seconds=900)}
+    too_long = INFRA_STAGES["prod"].model_copy(update={"functions": functions})
+    short_lock = config.model_copy(update={"retrain": config.retrain.model_copy(update={"lock_ttl_seconds": 600})})
+    with pytest.raises(ValueError, match="lock TTL"):
+        too_long.check_against(short_lock)
+
+
+def test_capture_cannot_expire_before_retrain_reads_it():
+    config = stage_config("prod")
+    storage = INFRA_STAGES["prod"].storage.model_copy(update={"capture_expiration_days": 20})
+    with pytest.raises(ValueError, match="capture expires"):
+        INFRA_STAGES["prod"].model_copy(update={"storage": storage}).check_against(config)
+
+
+def test_rate_expressions():
+    assert rate_seconds("rate(2 minutes)") == 120
+    assert rate_seconds("rate(1 hour)") == 3600
+    assert rate_seconds("rate(7 days)") == 7 * 86400
+    with pytest.raises(ValueError):
+        rate_seconds("cron(0 * * * ? *)")

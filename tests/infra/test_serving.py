@@ -1,0 +1,160 @@
+"""Serving stack: layer, predict and log-outcome, the live alias under CodeDeploy, the IAM-authenticated API."""
+
+from __future__ import annotations
+
+from aws_cdk.assertions import Match
+
+from infra.naming import api_name, code_deploy_names, function_name
+
+from .synthesis import Synthesized
+
+CODEDEPLOY_CONFIGS = {
+    "CANARY_10_PERCENT_5_MINUTES": "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+    "CANARY_10_PERCENT_10_MINUTES": "CodeDeployDefault.LambdaCanary10Percent10Minutes",
+    "LINEAR_10_PERCENT_EVERY_1_MINUTE": "CodeDeployDefault.LambdaLinear10PercentEvery1Minute",
+    "ALL_AT_ONCE": "CodeDeployDefault.LambdaAllAtOnce",
+}
+
+
+def test_layer_targets_python312_x86_64(synth: Synthesized, stage: str):
+    synth.template(stage, "serving").has_resource_properties(
+        "AWS::Lambda::LayerVersion",
+        {"CompatibleRuntimes": ["python3.12"], "CompatibleArchitectures": ["x86_64"]},
+    )
+
+
+def test_functions_run_python312_x86_64_traced_and_sized(synth: Synthesized, stage: str, stage_settings):
+    config, settings = stage_settings[stage]
+    functions = {
+        r["Properties"]["FunctionName"]: r["Properties"]
+        for role in ("serving", "monitoring")
+        for r in synth.resources(stage, role, "AWS::Lambda::Function").values()
+    }
+    assert set(functions) == {function_name(config, key) for key in settings.functions}
+    for key, sizing in settings.functions.items():
+        props = functions[function_name(config, key)]
+        assert props["Runtime"] == "python3.12"
+        assert props["Architectures"] == ["x86_64"]
+        assert props["Handler"] == f"functions.handlers.{key}.lambda_handler"
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert (props["MemorySize"], props["Timeout"]) == (sizing.memory_mb, sizing.timeout_seconds)
+        assert props["Environment"]["Variables"]["OMP_NUM_THREADS"] == "1"
+        assert len(props["Layers"]) == 1
+    assert settings.functions["retrain"].timeout_seconds <= config.retrain.lock_ttl_seconds
+
+
+def test_live_alias_is_shifted_by_a_codedeploy_canary_with_alarm_rollback(
+    synth: Synthesized, stage: str, stage_settings
+):
+    config, settings = stage_settings[stage]
+    template = synth.template(stage, "serving")
+    ((_, alias),) = synth.resources(stage, "serving", "AWS::Lambda::Alias").items()
+    ((version_id, _),) = synth.resources(stage, "serving", "AWS::Lambda::Version").items()
+    assert alias["Properties"]["Name"] == config.rollout.alias_name
+    assert alias["Properties"]["FunctionVersion"] == {"Fn::GetAtt": [version_id, "Version"]}
+    update = alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]
+    ((group_id, group),) = synth.resources(stage, "serving", "AWS::CodeDeploy::DeploymentGroup").items()
+    assert update["DeploymentGroupName"] == {"Ref": group_id}
+    application, group_name = code_deploy_names(config)
+    props = group["Properties"]
+    assert props["DeploymentGroupName"] == group_name
+    assert props["DeploymentConfigName"] == CODEDEPLOY_CONFIGS[settings.code_deployment]
+    assert props["AutoRollbackConfiguration"] == {
+        "Enabled": True,
+        "Events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_REQUEST", "DEPLOYMENT_STOP_ON_ALARM"],
+    }
+    assert props["AlarmConfiguration"]["Enabled"] is True
+    assert len(props["AlarmConfiguration"]["Alarms"]) == 2
+    template.has_resource_properties(
+        "AWS::CodeDeploy::Application", {"ApplicationName": application, "ComputePlatform": "Lambda"}
+    )
+    # One rollback alarm watches exactly the version being deployed, through the alias.
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": "Errors",
+            "Namespace": "AWS/Lambda",
+            "Dimensions": Match.array_with(
+                [{"Name": "ExecutedVersion", "Value": {"Fn::GetAtt": [version_id, "Version"]}}]
+            ),
+        },
+    )
+
+
+def test_every_method_requires_iam_and_routes_to_the_right_function(synth: Synthesized, stage: str, stage_settings):
+    config, _ = stage_settings[stage]
+    methods = synth.resources(stage, "serving", "AWS::ApiGateway::Method")
+    assert len(methods) == 4
+    for method in methods.values():
+        assert method["Properties"]["AuthorizationType"] == "AWS_IAM"
+        assert method["Properties"].get("ApiKeyRequired") in (None, False)
+    alias_id = next(iter(synth.resources(stage, "serving", "AWS::Lambda::Alias")))
+    outcome_fn = next(
+        k
+        for k, v in synth.resources(stage, "serving", "AWS::Lambda::Function").items()
+        if v["Properties"]["FunctionName"] == function_name(config, "log_outcome")
+    )
+    paths = {
+        k: v["Properties"]["PathPart"]
+        for k, v in synth.resources(stage, "serving", "AWS::ApiGateway::Resource").items()
+    }
+    routes = {}
+    for method in methods.values():
+        props = method["Properties"]
+        uri = str(props["Integration"]["Uri"])
+        target = "alias" if alias_id in uri else "log_outcome" if outcome_fn in uri else "?"
+        routes[(props["HttpMethod"], paths[props["ResourceId"]["Ref"]])] = target
+    assert routes == {
+        ("POST", "predict"): "alias",
+        ("GET", "model"): "alias",
+        ("GET", "health"): "alias",
+        ("POST", "outcomes"): "log_outcome",
+    }
+
+
+def test_post_bodies_are_validated_and_errors_keep_the_functions_shape(synth: Synthesized, stage: str):
+    methods = synth.resources(stage, "serving", "AWS::ApiGateway::Method")
+    ((validator_id, validator),) = synth.resources(stage, "serving", "AWS::ApiGateway::RequestValidator").items()
+    assert validator["Properties"]["ValidateRequestBody"] is True
+    for method in methods.values():
+        props = method["Properties"]
+        if props["HttpMethod"] == "POST":
+            assert props["RequestValidatorId"] == {"Ref": validator_id}
+            assert "application/json" in props["RequestModels"]
+    responses = {
+        r["Properties"]["ResponseType"]: r
+        for r in synth.resources(stage, "serving", "AWS::ApiGateway::GatewayResponse").values()
+    }
+    assert set(responses) == {"BAD_REQUEST_BODY", "DEFAULT_4XX", "DEFAULT_5XX"}
+    for response in responses.values():
+        template = response["Properties"]["ResponseTemplates"]["application/json"]
+        assert '"code"' in template and '"message"' in template and '"request_id"' in template
+
+
+def test_stage_throttles_logs_access_as_json_and_traces(synth: Synthesized, stage: str, stage_settings):
+    config, settings = stage_settings[stage]
+    (stage_res,) = synth.resources(stage, "serving", "AWS::ApiGateway::Stage").values()
+    props = stage_res["Properties"]
+    assert props["StageName"] == settings.api.stage_name
+    assert props["TracingEnabled"] is True
+    assert props["AccessLogSetting"]["DestinationArn"]
+    assert props["AccessLogSetting"]["Format"].startswith("{")
+    settings_by_path = {(m["ResourcePath"], m["HttpMethod"]): m for m in props["MethodSettings"]}
+    everything = settings_by_path[("/*", "*")]
+    assert (everything["ThrottlingRateLimit"], everything["ThrottlingBurstLimit"]) == (
+        settings.api.rate_limit,
+        settings.api.burst_limit,
+    )
+    assert everything["DataTraceEnabled"] is False
+    outcomes = settings_by_path[("/~1outcomes", "POST")]
+    assert outcomes["ThrottlingRateLimit"] == settings.api.outcomes_rate_limit
+    synth.template(stage, "serving").has_resource_properties("AWS::ApiGateway::RestApi", {"Name": api_name(config)})
+
+
+def test_invoke_policies_name_exact_methods(synth: Synthesized, stage: str):
+    policies = synth.resources(stage, "serving", "AWS::IAM::ManagedPolicy")
+    assert len(policies) == 2
+    for policy in policies.values():
+        (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert statement["Action"] == "execute-api:Invoke"
+        assert "Roles" not in policy["Properties"], "attached by operators to their callers' roles"
