@@ -134,9 +134,10 @@ def test_layer_has_the_locked_versions_of_the_pinned_libraries(manifest: dict[st
 
 def test_layer_leaves_out_pandas_and_what_the_runtime_provides() -> None:
     installed = layer_build.installed_versions(layer_build.LAYER_PYTHON)
-    for name in ("pandas", "pyarrow", "boto3", "botocore", "s3transfer", "urllib3"):
+    for name in ("pandas", "pyarrow", "boto3", "botocore", "s3transfer", "urllib3", "python-dateutil", "six"):
         assert name not in installed
         assert not (layer_build.LAYER_PYTHON / name).exists()
+    assert "jmespath" in installed  # Powertools requires it, not only botocore
     assert not (layer_build.LAYER_PYTHON / "numpy" / "_core" / "tests").exists()
     assert (layer_build.LAYER_PYTHON / "numpy" / "testing").is_dir()  # scikit-learn imports it
 
@@ -178,6 +179,27 @@ def test_each_function_fits_the_budget(manifest: dict[str, Any]) -> None:
     for total in sizes["per_function_total"].values():
         assert total == sizes["layer"] + sizes["function"]
         assert total < manifest["budget_bytes"] == 200 * 1024 * 1024
+
+
+def test_a_second_build_reuses_the_first(manifest: dict[str, Any]) -> None:
+    assert layer_build.build() == manifest  # same build_seconds: read back, not rebuilt
+
+
+def test_the_build_refuses_versions_other_than_the_locks() -> None:
+    lock = layer_build.read_lock()
+    layered = {name: lock[name] for name in ("numpy", "scipy", "scikit-learn", "joblib")}
+    with pytest.raises(layer_build.BuildError, match=r"scikit-learn 1\.8\.0 \(requirements.lock: 1\.9\.1\)"):
+        layer_build.check_versions({**layered, "scikit-learn": "1.8.0"}, lock)
+    with pytest.raises(layer_build.BuildError, match="joblib missing"):
+        layer_build.check_versions({k: v for k, v in layered.items() if k != "joblib"}, lock)
+
+
+def test_the_build_fails_past_the_budget(capsys: pytest.CaptureFixture[str]) -> None:
+    totals = dict.fromkeys(layer_build.FUNCTIONS, 1024)
+    totals["retrain"] = layer_build.BUDGET_BYTES
+    with pytest.raises(layer_build.BuildError, match="retrain 209,715,200 bytes"):
+        layer_build.check_budget({"layer": 1000, "function": 24, "per_function_total": totals})
+    assert "OVER BUDGET" in capsys.readouterr().out
 
 
 def test_predict_answers_from_a_read_only_copy_under_python312(
