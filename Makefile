@@ -40,11 +40,12 @@ lint: $(STAMP)  ## ruff
 	$(BIN)/ruff format --check functions tests scripts benchmarks infra layers
 
 typecheck: $(STAMP)  ## mypy
-	$(BIN)/mypy functions infra
+	$(BIN)/mypy functions infra layers
 
 bench: $(STAMP)  ## print latency, cold-start and drift-check figures, write .bench/latest.json
 	$(BIN)/python -m benchmarks.predict_bench
 	$(BIN)/python -m benchmarks.drift_bench
+	$(BIN)/python -m benchmarks.layer_bench
 
 synth: $(STAMP)  ## synthesize every stack into cdk.out/ (offline, no Docker, no CDK CLI)
 	$(BIN)/python -m infra.app
