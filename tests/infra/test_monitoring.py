@@ -79,6 +79,17 @@ def test_every_alarm_notifies_the_encrypted_topic(synth: Synthesized, stage: str
     config, _ = stage_settings[stage]
     ((topic_id, topic),) = synth.resources(stage, "monitoring", "AWS::SNS::Topic").items()
     assert "KmsMasterKeyId" in topic["Properties"]
+    (policy,) = synth.resources(stage, "monitoring", "AWS::SNS::TopicPolicy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert any(
+        s["Effect"] == "Allow"
+        and s["Action"] == "sns:Publish"
+        and s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+        for s in statements
+    )
+    (key,) = synth.resources(stage, "monitoring", "AWS::KMS::Key").values()
+    key_statements = key["Properties"]["KeyPolicy"]["Statement"]
+    assert any(s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"} for s in key_statements)
     alarms = {
         **synth.resources(stage, "monitoring", "AWS::CloudWatch::Alarm"),
         **synth.resources(stage, "monitoring", "AWS::CloudWatch::CompositeAlarm"),
