@@ -87,17 +87,23 @@ class LambdaAliasDeployer:
         existing = self._existing_pinned(model_version, latest.get("CodeSha256", ""))
         if existing is not None:
             return existing
-        variables = dict((latest.get("Environment") or {}).get("Variables") or {})
-        variables[PINNED_VARIABLE] = str(model_version)
+        original = dict((latest.get("Environment") or {}).get("Variables") or {})
+        self._set_environment({**original, PINNED_VARIABLE: str(model_version)})
+        try:
+            published = self._call(
+                "publish_version", FunctionName=self.function_name, Description=f"model v{model_version}"
+            )
+        finally:
+            # $LATEST goes back to resolving the champion, so a later code deployment never ships this pin.
+            self._set_environment(original)
+        return str(published["Version"])
+
+    def _set_environment(self, variables: dict[str, str]) -> None:
         self._call(
             "update_function_configuration", FunctionName=self.function_name, Environment={"Variables": variables}
         )
         waiter = self._lambda.get_waiter("function_updated_v2")
         waiter.wait(FunctionName=self.function_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-        published = self._call(
-            "publish_version", FunctionName=self.function_name, Description=f"model v{model_version}"
-        )
-        return str(published["Version"])
 
     def set_canary(self, stable_version: str, canary_version: str, weight: float) -> None:
         """Send ``weight`` of the traffic to ``canary_version`` and the rest to ``stable_version``."""

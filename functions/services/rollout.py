@@ -186,7 +186,11 @@ def _start(ports: RolloutPorts, state: RolloutState, policy: RolloutPolicy, now:
     if state.champion_version is None:
         state.champion_version = ports.registry.get_aliases(name).get("champion")
     routing = ports.deployer.routing()
-    foreign = {v: w for v, w in routing.weights.items() if w > 0 and v != state.canary_function_version}
+    foreign = {
+        v: w
+        for v, w in routing.weights.items()
+        if w > 0 and ports.deployer.pinned_model_version(v) != state.challenger_version  # ours, if a crash left it
+    }
     if foreign:
         # CodeDeploy shifts a code deployment through the same alias weights: never fight it.
         shifting = ", ".join(f"Lambda version {v} at {w:.0%}" for v, w in foreign.items())
@@ -203,8 +207,19 @@ def _start(ports: RolloutPorts, state: RolloutState, policy: RolloutPolicy, now:
     state.note(now, f"canary of v{state.challenger_version} (Lambda version {canary_fn}) started", policy.stages[0])
 
 
+def _check_alias_is_ours(ports: RolloutPorts, state: RolloutState) -> None:
+    """Refuse to move the alias when someone else (a code deployment) re-pointed it since the canary began."""
+    stable = ports.deployer.routing().stable_version
+    if stable not in (state.stable_function_version, state.canary_function_version):
+        raise AliasBusyError(
+            f"the alias now serves Lambda version {stable}, not the canary's stable version "
+            f"{state.stable_function_version} (a code deployment?); waiting for an operator"
+        )
+
+
 def _advance(ports: RolloutPorts, state: RolloutState, decision: Decision, now: datetime) -> None:
     assert state.stable_function_version and state.canary_function_version and decision.weight is not None
+    _check_alias_is_ours(ports, state)
     ports.deployer.set_canary(state.stable_function_version, state.canary_function_version, decision.weight)
     state.stage_index += 1
     state.weight, state.stage_started_at = decision.weight, now
@@ -272,17 +287,18 @@ def tick(ports: RolloutPorts, model_name: str, policy: RolloutPolicy) -> TickRes
     decided_at = ports.clock()
     if decision.action in ("none", "hold"):
         return TickResult(decision.action, decision.reason, state)
-    if decision.action == "start":
-        try:
+    try:
+        if decision.action == "start":
             _start(ports, state, policy, now)
-        except AliasBusyError as exc:
-            return TickResult("hold", exc.message, state)
-    elif decision.action == "advance":
-        _advance(ports, state, decision, now)
-    elif decision.action == "promote":
-        _promote(ports, state, now, decision.reason)
-    else:
-        _rollback(ports, state, decided_at, decision.reason)
+        elif decision.action == "advance":
+            _advance(ports, state, decision, now)
+        elif decision.action == "promote":
+            _check_alias_is_ours(ports, state)
+            _promote(ports, state, now, decision.reason)
+        else:
+            _rollback(ports, state, decided_at, decision.reason)
+    except AliasBusyError as exc:
+        return TickResult("hold", exc.message, state)
     ports.store.save(state, etag)
     if decision.action in ("promote", "rollback") and ports.publisher is not None:
         ports.publisher.publish(

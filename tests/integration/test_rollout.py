@@ -676,3 +676,29 @@ def test_the_canary_does_not_start_while_a_code_deployment_shifts_the_alias(worl
         code_version,
         {started.state.canary_function_version: 0.1},
     )
+
+
+def test_publishing_a_pinned_version_leaves_latest_resolving_the_champion(world: World) -> None:
+    deployer = world.ports.deployer
+    canary = deployer.publish_pinned(2)
+
+    latest = world.clients.lambda_.get_function_configuration(FunctionName=CFG.predict_function_name)
+    assert "MODEL_VERSION" not in latest["Environment"]["Variables"]
+    assert deployer.pinned_model_version(canary) == 2
+
+
+def test_a_canary_does_not_undo_a_code_deployment_that_repointed_the_alias(world: World) -> None:
+    world.train_challenger()
+    world.tick()
+    world.send(REQUESTS)
+    lam = world.clients.lambda_
+    name = CFG.predict_function_name
+    code_version = lam.publish_version(FunctionName=name, Description="code deployment")["Version"]
+    lam.update_alias(
+        FunctionName=name, Name="live", FunctionVersion=code_version, RoutingConfig={"AdditionalVersionWeights": {}}
+    )
+
+    held = world.tick()
+
+    assert held.action == "hold" and f"serves Lambda version {code_version}" in held.reason
+    assert (world.routing().stable_version, world.routing().weights) == (code_version, {})
