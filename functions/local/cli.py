@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -54,10 +55,27 @@ def aws_target(args: argparse.Namespace, config: StageConfig) -> Iterator[Any]:
     try:
         if embedded is not None:
             ensure_resources(clients, config)
-        yield clients
+        yield clients, (deployed_config(clients, config) if args.aws else config)
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def deployed_config(clients: Any, config: StageConfig) -> StageConfig:
+    """The stage's configuration with the bucket names the storage stack actually created (its exports)."""
+    wanted = {
+        config.resource_name("registry-bucket-name"): "registry_bucket",
+        config.resource_name("data-bucket-name"): "data_bucket",
+    }
+    found: dict[str, str] = {}
+    for page in clients.client("cloudformation").get_paginator("list_exports").paginate():
+        for export in page.get("Exports", []):
+            if export["Name"] in wanted:
+                found[wanted[export["Name"]]] = export["Value"]
+    missing = sorted(set(wanted) - {k for k, v in wanted.items() if v in found})
+    if missing:
+        raise SystemExit(f"error: exports {', '.join(missing)} not found: is the {config.stage} stage deployed here?")
+    return config.model_copy(update=found)
 
 
 def _say(message: str) -> None:
@@ -130,7 +148,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         estimator=estimator,
     )
     name = args.model_name or config.model_name
-    with aws_target(args, config) as clients:
+    with aws_target(args, config) as (clients, config):
         registry = S3ModelRegistry(clients.s3, config.registry_bucket)
         datasets = S3DatasetStore(clients.s3, config.data_bucket, config.datasets_prefix)
         source = args.data or str(DATA_DIR / config.demo.file)
@@ -166,7 +184,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from functions.adapters.registry import S3ModelRegistry
 
     config = stage_config(args.stage)
-    with aws_target(args, config) as clients:
+    with aws_target(args, config) as (clients, config):
         registry = S3ModelRegistry(clients.s3, config.registry_bucket)
         names = [args.model_name] if args.model_name else registry.list_models()
         if not names:
@@ -205,12 +223,13 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         _say(f"error: cannot read event {args.event}: {exc}")
         return 2
     config = stage_config(args.stage)
-    with aws_target(args, config) as clients:
+    with aws_target(args, config) as (clients, config):
         if not args.aws:
             bootstrap_model(clients.s3, config, _say)
         host = FunctionHost(config, clients)
-        response = host.invoke(function, event)
-        host.flush()
+        with contextlib.redirect_stdout(sys.stderr):  # the function's logs and EMF metrics, as Lambda's log stream
+            response = host.invoke(function, event)
+            host.flush()
     if "statusCode" not in response:  # a scheduled function's result
         print(json.dumps(response, indent=2, default=str))
         return 1 if response.get("status") == "failed" else 0
@@ -266,7 +285,7 @@ def print_status(config: StageConfig, function: Any) -> None:
 
 def cmd_rollout(args: argparse.Namespace) -> int:
     config = stage_config(args.stage)
-    with aws_target(args, config) as clients:
+    with aws_target(args, config) as (clients, config):
         function = _rollout_function(config, clients)
         if args.command != "status":
             from functions.services import rollout

@@ -1,0 +1,111 @@
+"""The ``mlops`` command against a throw-away moto, and its view of a deployed stage's buckets."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from functions.config import stage_config
+from functions.local.cli import build_parser, deployed_config, main
+
+
+@pytest.fixture
+def isolated_process_state() -> Iterator[None]:
+    """The CLI points boto3 at its moto server through the environment."""
+    saved_env, saved_stdout = dict(os.environ), sys.stdout
+    yield
+    os.environ.clear()
+    os.environ.update(saved_env)
+    sys.stdout = saved_stdout
+
+
+@pytest.mark.usefixtures("isolated_process_state")
+def test_invoke_runs_the_predict_handler_on_an_event_file(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["invoke", "predict", "predict_single"])
+
+    out = capsys.readouterr().out
+    response = json.loads(out[out.index("{") :])
+    assert code == 0
+    assert response["statusCode"] == 200
+    assert response["body"]["model_version"] == 1 and len(response["body"]["predictions"]) == 1
+
+
+@pytest.mark.usefixtures("isolated_process_state")
+def test_train_registers_a_multiclass_model_and_models_lists_it(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        ["train", "--data", "data/iris.csv", "--target", "species", "--task", "multiclass_classification",
+         "--estimator", "random_forest", "--param", "n_estimators=20", "--model-name", "iris"]
+    )  # fmt: skip
+
+    out = capsys.readouterr().out
+    card = json.loads(out[out.index("{") :])
+    assert code == 0
+    assert (card["name"], card["version"], card["task"]) == ("iris", 1, "multiclass_classification")
+    assert card["classes"] == ["setosa", "versicolor", "virginica"]
+    assert card["aliases"] == {"champion": 1}
+
+
+@pytest.mark.usefixtures("isolated_process_state")
+def test_status_shows_the_alias_and_an_idle_rollout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status"]) == 0
+
+    out = capsys.readouterr().out
+    assert "mlops-local-predict:live -> Lambda version 1 100%" in out
+    assert "rollout   idle" in out
+
+
+def test_rollback_without_a_canary_is_refused_with_a_clear_message(
+    isolated_process_state: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["rollback"]) == 1
+    assert "no canary of breast-cancer is running" in capsys.readouterr().err
+
+
+def test_every_command_has_help() -> None:
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert set(commands) >= {"serve", "train", "models", "invoke", "status", "promote", "rollback", "pause", "resume",
+                             "demo"}  # fmt: skip
+    assert all(sub.format_help() for sub in commands.values())
+
+
+def test_a_deployed_stage_is_found_by_its_storage_exports(aws: Any, boto_session: boto3.session.Session) -> None:
+    config = stage_config("prod")
+    cloudformation = boto_session.client("cloudformation")
+    template = {
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {
+            "Registry": {
+                "Value": "mlops-prod-storage-registry-1a2b",
+                "Export": {"Name": "mlops-prod-registry-bucket-name"},
+            },
+            "Data": {"Value": "mlops-prod-storage-data-3c4d", "Export": {"Name": "mlops-prod-data-bucket-name"}},
+        },
+    }
+    cloudformation.create_stack(StackName="mlops-prod-storage", TemplateBody=json.dumps(template))
+
+    class Clients:
+        def client(self, service: str) -> Any:
+            return boto_session.client(service)
+
+    deployed = deployed_config(Clients(), config)
+
+    assert (deployed.registry_bucket, deployed.data_bucket) == (
+        "mlops-prod-storage-registry-1a2b",
+        "mlops-prod-storage-data-3c4d",
+    )
+
+
+def test_a_stage_that_is_not_deployed_is_named_in_the_error(aws: Any, boto_session: boto3.session.Session) -> None:
+    class Clients:
+        def client(self, service: str) -> Any:
+            return boto_session.client(service)
+
+    with pytest.raises(SystemExit, match="is the prod stage deployed here"):
+        deployed_config(Clients(), stage_config("prod"))
