@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from functions.deployment import DEPLOYMENTS, DeploymentSettings
 from functions.domain.card import EstimatorSpec, TrainingSpec
 
 DEFAULT_MAX_BATCH_ROWS = 1000
@@ -106,6 +107,9 @@ class StageConfig(BaseModel):
     retrain: RetrainConfig = RetrainConfig()
     rollout: RolloutConfig = RolloutConfig()
     demo: DemoDataset = DemoDataset()
+    deployment: DeploymentSettings | None = Field(
+        default=None, description="Memory, timeouts, retention, throttling, alarm thresholds of a deployed stage."
+    )
 
     def resource_name(self, what: str) -> str:
         """Name of a deployed resource (function, bus, alarm) of this stage."""
@@ -129,12 +133,21 @@ STAGES: dict[str, StageConfig] = {
         drift=DriftConfig(schedule="rate(5 minutes)"),
         retrain=RetrainConfig(cooldown_seconds=300),
         rollout=RolloutConfig(schedule="rate(1 minute)", bake_seconds=60.0),
+        deployment=DEPLOYMENTS["dev"],  # not deployed; the local runtime reports the same memory and timeouts
     ),
     "dev": StageConfig(
-        stage="dev", registry_bucket="mlops-dev-registry", data_bucket="mlops-dev-data", log_level="DEBUG"
+        stage="dev",
+        registry_bucket="mlops-dev-registry",
+        data_bucket="mlops-dev-data",
+        log_level="DEBUG",
+        deployment=DEPLOYMENTS["dev"],
     ),
     "prod": StageConfig(
-        stage="prod", registry_bucket="mlops-prod-registry", data_bucket="mlops-prod-data", capture_sample_rate=0.2
+        stage="prod",
+        registry_bucket="mlops-prod-registry",
+        data_bucket="mlops-prod-data",
+        capture_sample_rate=0.2,
+        deployment=DEPLOYMENTS["prod"],
     ),
 }
 

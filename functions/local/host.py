@@ -100,16 +100,27 @@ class FunctionHost:
     def add_handler(self, function: str, handler: Handler) -> None:
         self.handlers[function] = handler
 
+    def context(self, function: str, version: str = "$LATEST") -> LocalContext:
+        """A context with the function's deployed name, memory and timeout (the stage's deployment settings)."""
+        name = self.config.resource_name(function.replace("_", "-"))
+        sizing = self.config.deployment.functions.get(function) if self.config.deployment else None  # type: ignore[call-overload]
+        if sizing is None:
+            return LocalContext(function_name=name, function_version=version)
+        return LocalContext(
+            function_name=name,
+            function_version=version,
+            memory_limit_in_mb=sizing.memory_mb,
+            deadline_ms=time.time() * 1000 + sizing.timeout_seconds * 1000,
+        )
+
     def invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             if function == "predict":
                 version = self.choose_version()
                 handler = self.predict_environment(version)[1]
                 self.served_by_version[version] = self.served_by_version.get(version, 0) + 1
-                context = LocalContext(function_name=self.config.predict_function_name, function_version=version)
-                return handler(event, context)
-            context = LocalContext(function_name=self.config.resource_name(function.replace("_", "-")))
-            return self.handlers[function](event, context)
+                return handler(event, self.context("predict", version))
+            return self.handlers[function](event, self.context(function))
 
     def flush(self) -> None:
         """Write every buffered capture record now."""

@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from functions.bootstrap import AwsClients
 from functions.config import StageConfig, function_environment
+from functions.deployment import rate_seconds
 from functions.local.gateway import ApiServer
 from functions.local.host import FunctionHost
 from functions.local.observability import LocalMetrics, OutputRouter
@@ -197,18 +198,6 @@ def bootstrap_model(s3: Any, config: StageConfig, progress: Callable[[str], None
     return card.version
 
 
-def rate_seconds(expression: str) -> float:
-    """Seconds between runs of an EventBridge ``rate(N unit)`` expression."""
-    inner = expression.strip().removeprefix("rate(").removesuffix(")").split()
-    if len(inner) != 2 or not inner[0].isdigit():
-        raise ValueError(f"not a rate expression: {expression!r}")
-    unit = inner[1].rstrip("s")
-    factor = {"minute": 60, "hour": 3600, "day": 86400}.get(unit)
-    if factor is None:
-        raise ValueError(f"unknown unit in {expression!r}")
-    return float(int(inner[0]) * factor)
-
-
 class LocalScheduler:
     """Fires the stage's schedules (moto's rules never fire), judges alarms, and delivers bus events.
 
@@ -229,7 +218,7 @@ class LocalScheduler:
             "rollout": config.rollout.schedule,
         }
         hosted = runtime.host.handlers if runtime.host is not None else {}
-        self.jobs = {name: rate_seconds(rate) for name, rate in schedules.items() if name in hosted}
+        self.jobs = {name: float(rate_seconds(rate)) for name, rate in schedules.items() if name in hosted}
         self._next = {name: time.monotonic() + interval for name, interval in self.jobs.items()}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="local-scheduler", daemon=True)
