@@ -4,6 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP_VERSION := 26.3
+STAGE  ?= dev
+# aws-cdk-lib's jsii runtime warns on Node 20 (this machine's); the warning says nothing about our stacks.
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test lint typecheck unit integration infra bench serve synth layer clean lock
@@ -47,8 +50,8 @@ bench: $(STAMP)  ## print latency, cold-start and drift-check figures, write .be
 	$(BIN)/python -m benchmarks.drift_bench
 	$(BIN)/python -m benchmarks.layer_bench
 
-synth: $(STAMP)  ## synthesize every stack into cdk.out/ (offline, no Docker, no CDK CLI)
-	$(BIN)/python -m infra.app
+synth: layer  ## synthesize the stacks of STAGE (dev) into cdk.out/ (offline, no Docker, no CDK CLI)
+	$(BIN)/python -m infra.app --stage $(STAGE)
 
 layer: $(STAMP)  ## build the Lambda layer for python3.12 x86_64 into layers/build/ and check its size
 	$(BIN)/python -m layers.build

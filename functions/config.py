@@ -8,7 +8,7 @@ from functions.deployment import DEPLOYMENTS, DeploymentSettings
 from functions.domain.card import EstimatorSpec, TrainingSpec
 
 DEFAULT_MAX_BATCH_ROWS = 1000
-DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
+DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024  # Lambda caps the whole event at 6 MB; headers and context need room
 DEFAULT_MAX_OUTCOMES = 1000
 DEFAULT_CAPTURE_SAMPLE_RATE = 1.0
 DEFAULT_CAPTURE_MAX_ROWS = 1000
