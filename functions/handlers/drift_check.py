@@ -6,7 +6,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
@@ -20,7 +19,8 @@ from functions.adapters.reports import EmfMetricSink, S3ReportStore
 from functions.bootstrap import AwsClients
 from functions.domain.drift import DriftPolicy
 from functions.errors import FieldError, ValidationError
-from functions.observability import logger, metrics
+from functions.handlers.scheduled import instrument_scheduled
+from functions.observability import metrics
 from functions.services.drift_check import Window, check_drift
 from functions.settings import DriftCheckSettings
 
@@ -168,21 +168,8 @@ class DriftCheckFunction:
 
 
 def instrument(function: DriftCheckFunction) -> Handler:
-    """Logging context (correlation id = the EventBridge event id) and one EMF flush per invocation.
-
-    Args:
-        function: the drift-check function of one execution environment.
-
-    Returns:
-        The Lambda handler.
-    """
-
-    @metrics.log_metrics
-    @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
-    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        return function.handle(event, context)
-
-    return handler
+    """The Lambda handler of one execution environment (see ``instrument_scheduled``)."""
+    return instrument_scheduled(function.handle)
 
 
 _default: Handler | None = None

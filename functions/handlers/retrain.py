@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, TypeAdapter
@@ -28,6 +27,7 @@ from functions.adapters.outcomes import S3OutcomeStore
 from functions.adapters.registry import S3ModelRegistry
 from functions.adapters.rollout_state import S3RolloutStore
 from functions.bootstrap import AwsClients
+from functions.handlers.scheduled import instrument_scheduled
 from functions.observability import logger, metrics
 from functions.services.retrain import (
     RetrainOptions,
@@ -162,14 +162,8 @@ def report(result: RetrainResult) -> dict[str, Any]:
 
 
 def instrument(function: RetrainFunction) -> Handler:
-    """Logging context (correlation id = the EventBridge event id) and one EMF flush per invocation."""
-
-    @metrics.log_metrics
-    @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
-    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        return function.handle(event, context)
-
-    return handler
+    """The Lambda handler of one execution environment (see ``instrument_scheduled``)."""
+    return instrument_scheduled(function.handle)
 
 
 _default: Handler | None = None

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
@@ -18,6 +17,7 @@ from functions.adapters.registry import S3ModelRegistry
 from functions.adapters.rollout_state import S3RolloutStore
 from functions.bootstrap import AwsClients
 from functions.domain.rollout import RolloutPolicy
+from functions.handlers.scheduled import instrument_scheduled
 from functions.observability import logger, metrics
 from functions.services import rollout
 from functions.settings import RolloutSettings
@@ -99,12 +99,8 @@ class RolloutFunction:
 
 
 def instrument(function: RolloutFunction) -> Handler:
-    @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
-    @metrics.log_metrics
-    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        return function.handle(event, context)
-
-    return handler
+    """The Lambda handler of one execution environment (see ``instrument_scheduled``)."""
+    return instrument_scheduled(function.handle)
 
 
 _default: Handler | None = None

@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -55,6 +56,10 @@ class MotoServer:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
+        # moto keeps its state in this process's memory: a new server starts from nothing.
+        reset = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(reset, timeout=10):  # noqa: S310 - loopback only
+            pass
         return self.endpoint_url
 
     def stop(self) -> None:
