@@ -172,6 +172,14 @@ def function_environment(config: StageConfig, function: str) -> dict[str, str]:
         "POWERTOOLS_LOG_LEVEL": config.log_level,
         "OMP_NUM_THREADS": "1",
     }
+    # What the three functions of the closed loop all read: captured traffic, outcomes, the bus.
+    loop = {
+        **common,
+        "CAPTURE_PREFIX": config.capture_prefix,
+        "OUTCOMES_PREFIX": config.outcomes_prefix,
+        "EVENT_BUS_NAME": config.event_bus_name,
+        "EVENT_SOURCE": config.event_source,
+    }
     if function == "predict":
         return {
             **common,
@@ -185,12 +193,8 @@ def function_environment(config: StageConfig, function: str) -> dict[str, str]:
     if function == "drift_check":
         d = config.drift
         return {
-            **common,
-            "CAPTURE_PREFIX": config.capture_prefix,
-            "OUTCOMES_PREFIX": config.outcomes_prefix,
+            **loop,
             "REPORTS_PREFIX": d.reports_prefix,
-            "EVENT_BUS_NAME": config.event_bus_name,
-            "EVENT_SOURCE": config.event_source,
             "WINDOW_HOURS": str(d.window_hours),
             "PSI_WARNING": str(d.psi_warning),
             "PSI_DRIFT": str(d.psi_drift),
@@ -204,11 +208,7 @@ def function_environment(config: StageConfig, function: str) -> dict[str, str]:
     if function == "retrain":
         r = config.retrain
         return {
-            **common,
-            "CAPTURE_PREFIX": config.capture_prefix,
-            "OUTCOMES_PREFIX": config.outcomes_prefix,
-            "EVENT_BUS_NAME": config.event_bus_name,
-            "EVENT_SOURCE": config.event_source,
+            **loop,
             "METRIC_TOLERANCE": str(r.metric_tolerance),
             "LATENCY_BUDGET_MS": str(r.latency_budget_ms),
             "ARTIFACT_BUDGET_BYTES": str(r.artifact_budget_bytes),
@@ -221,8 +221,7 @@ def function_environment(config: StageConfig, function: str) -> dict[str, str]:
     if function == "rollout":
         o = config.rollout
         return {
-            **common,
-            "CAPTURE_PREFIX": config.capture_prefix,
+            **loop,
             "PREDICT_FUNCTION_NAME": config.predict_function_name,
             "ALIAS_NAME": o.alias_name,
             "STAGES": ",".join(str(s) for s in o.stages),
@@ -233,9 +232,6 @@ def function_environment(config: StageConfig, function: str) -> dict[str, str]:
             "MAX_PREDICTION_PSI": str(o.max_prediction_psi),
             "MAX_QUALITY_DROP": str(o.max_quality_drop),
             "MIN_LABELED": str(o.min_labeled),
-            "OUTCOMES_PREFIX": config.outcomes_prefix,
-            "EVENT_BUS_NAME": config.event_bus_name,
-            "EVENT_SOURCE": config.event_source,
         }
     if function == "log_outcome":
         return {

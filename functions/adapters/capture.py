@@ -23,7 +23,6 @@ import numpy as np
 import pydantic_core
 
 from functions.adapters.s3 import put_bytes
-from functions.errors import StorageError
 
 
 @dataclass
@@ -179,7 +178,7 @@ class CaptureWriter:
             key = f"{self.prefix}/{self.model_name}/{partition}/{stamp}-{uuid.uuid4().hex}.jsonl.gz"
             try:
                 put_bytes(self._s3, self.bucket, key, encode_batch(records), content_type="application/x-ndjson")
-            except (StorageError, Exception) as exc:  # noqa: BLE001 - capture must never take the function down
+            except Exception as exc:  # noqa: BLE001 - capture must never take the function down (StorageError or worse)
                 self.stats.failed_rows += rows
                 self._report(f"capture write failed: {type(exc).__name__}", rows)
             else:

@@ -242,8 +242,9 @@ def validate_columns(schema: FeatureSchema, columns: Any, max_rows: int) -> Batc
     for name in names:
         if name not in columns:
             errors.add(f"columns.{name}", "missing required feature", None)
+    known = set(names)
     for key in columns:
-        if key not in set(names):
+        if key not in known:
             errors.add(f"columns.{key}", "unknown feature", None)
     for name in names:
         if name in columns and type(columns[name]) is not list:

@@ -46,7 +46,6 @@ class PredictService:
         card = self.loaded.card
         self._classes = np.asarray(card.classes, dtype=object) if card.classes is not None else None
         self._class_list = list(card.classes) if card.classes is not None else None
-        self._schema = card.feature_schema
         self._ranges = {f.name: (f.minimum, f.maximum) for f in card.feature_schema.features}
         self._decoder = RequestDecoder(card.feature_schema, self.max_rows)
         self._suffixes = [f"-{i}" for i in range(self.max_rows)]

@@ -93,18 +93,22 @@ def _create_alarms(ports: RolloutPorts, model_name: str, version: int) -> None:
     )
 
 
-def prediction_psi(
-    ports: RolloutPorts, champion: ModelCard, challenger_version: int, *, start: datetime, end: datetime, min_rows: int
-) -> float | None:
+def served_rows(
+    ports: RolloutPorts, model_name: str, versions: tuple[int, int], *, start: datetime, end: datetime
+) -> dict[int, list[tuple[str, Any]]]:
+    """``(row id, prediction)`` of every captured row each version served in the period: one read of capture."""
+    rows: dict[int, list[tuple[str, Any]]] = {v: [] for v in versions}
+    for request in ports.capture.iter_requests(model_name, start, end):
+        if request.model_version in rows:
+            rows[request.model_version].extend(zip(request.row_ids, request.predictions, strict=True))
+    return rows
+
+
+def prediction_psi(champion: ModelCard, stable: list[Any], canary: list[Any], min_rows: int) -> float | None:
     """PSI of the challenger's answers against the champion's on the same period (None if too few rows):
     predicted-label frequencies for classifiers, value bins of the champion's baseline for regression."""
     from functions.domain.drift import psi
 
-    sides: dict[int, list[Any]] = {champion.version: [], challenger_version: []}
-    for request in ports.capture.iter_requests(champion.name, start, end):
-        if request.model_version in sides:
-            sides[request.model_version].extend(request.predictions)
-    stable, canary = sides[champion.version], sides[challenger_version]
     if len(stable) < max(min_rows, 1) or len(canary) < max(min_rows, 1):
         return None
     baseline = champion.baseline.prediction
@@ -120,7 +124,7 @@ def prediction_psi(
                 out[index.get(str(value), len(labels))] += 1
             return out
 
-        return float(psi(counts(stable) + 0.0, counts(canary)))
+        return float(psi(counts(stable), counts(canary)))
     edges = np.asarray(baseline.edges)
     return float(
         psi(bin_counts(np.asarray(stable, dtype=float), edges), bin_counts(np.asarray(canary, dtype=float), edges))
@@ -128,30 +132,19 @@ def prediction_psi(
 
 
 def labelled_quality(
-    ports: RolloutPorts, champion: ModelCard, versions: tuple[int, int], *, start: datetime, end: datetime
+    champion: ModelCard, rows: dict[int, list[tuple[str, Any]]], actuals: dict[str, Any]
 ) -> dict[int, tuple[float, int]]:
-    """Accuracy (classifiers) or MAE (regression) and labelled row count per model version in the period."""
-    if ports.outcomes is None:
-        return {}
-    actuals = ports.outcomes.read_all(champion.name)
-    if not actuals:
-        return {}
-    pairs: dict[int, list[tuple[Any, Any]]] = {v: [] for v in versions}
-    for request in ports.capture.iter_requests(champion.name, start, end):
-        if request.model_version not in pairs:
-            continue
-        for row_id, predicted in zip(request.row_ids, request.predictions, strict=True):
-            if row_id in actuals:
-                pairs[request.model_version].append((predicted, actuals[row_id]))
+    """Accuracy (classifiers) or MAE (regression) and labelled row count per model version."""
     out: dict[int, tuple[float, int]] = {}
-    for version, rows in pairs.items():
-        if not rows:
+    for version, served in rows.items():
+        pairs = [(predicted, actuals[row_id]) for row_id, predicted in served if row_id in actuals]
+        if not pairs:
             continue
         if champion.task == "regression":
-            value = float(np.mean([abs(float(p) - float(a)) for p, a in rows]))
+            value = float(np.mean([abs(float(p) - float(a)) for p, a in pairs]))
         else:
-            value = float(np.mean([p == a for p, a in rows]))
-        out[version] = (value, len(rows))
+            value = float(np.mean([p == a for p, a in pairs]))
+        out[version] = (value, len(pairs))
     return out
 
 
@@ -163,14 +156,17 @@ def observe(ports: RolloutPorts, state: RolloutState, policy: RolloutPolicy, now
     canary, stable = state.challenger_version, state.champion_version
     champion = ports.registry.get_card(name, stable)
     cw = ports.cloudwatch
-    quality = labelled_quality(ports, champion, (stable, canary), start=start, end=now)
+    rows = served_rows(ports, name, (stable, canary), start=start, end=now)
+    actuals = ports.outcomes.read_all(name) if ports.outcomes is not None else {}
+    quality = labelled_quality(champion, rows, actuals)
+    answers = {version: [prediction for _, prediction in served] for version, served in rows.items()}
     return CanaryChecks(
         alarms_in_alarm=cw.alarms_in_alarm(alarm_names(ports, name, canary)),
         challenger_requests=int(cw.total("Predictions", _dims(ports, name, canary), start, now)),
         challenger_errors=int(cw.total("Errors", _dims(ports, name, canary), start, now)),
         stable_requests=int(cw.total("Predictions", _dims(ports, name, stable), start, now)),
         stable_errors=int(cw.total("Errors", _dims(ports, name, stable), start, now)),
-        prediction_psi=prediction_psi(ports, champion, canary, start=start, end=now, min_rows=policy.min_requests),
+        prediction_psi=prediction_psi(champion, answers[stable], answers[canary], policy.min_requests),
         quality_metric="mae" if champion.task == "regression" else "accuracy",
         challenger_quality=quality.get(canary, (None, 0))[0],
         stable_quality=quality.get(stable, (None, 0))[0],
