@@ -15,7 +15,7 @@ from functions.adapters.capture import CaptureWriter
 from functions.adapters.outcomes import S3OutcomeStore
 from functions.adapters.registry import S3ModelRegistry
 from functions.domain.card import ModelCard
-from functions.errors import MlopsError, ModelUnavailableError
+from functions.errors import MlopsError, ModelUnavailableError, UnconvertedModelError
 from functions.observability import logger, traced
 from functions.services.predict import PredictService, load_serving_model
 from functions.settings import LogOutcomeSettings, PredictSettings
@@ -73,18 +73,20 @@ class _Lazy:
         self._lock = threading.Lock()
         self._failed_at = 0.0
         self._failed = False
+        self._reason = UNAVAILABLE  # what a 503 says: only an operator's next step, never internals
 
     def _build_or_refuse(self, build: Callable[[], T]) -> T:
         """Run ``build``; any failure is logged in full and answered as a detail-free 503 error."""
         if self._failed and time.monotonic() - self._failed_at < RETRY_LOAD_AFTER_SECONDS:
-            raise ModelUnavailableError(UNAVAILABLE)
+            raise ModelUnavailableError(self._reason)
         try:
             value = build()
         except Exception as exc:
             self._failed, self._failed_at = True, time.monotonic()
+            self._reason = exc.message if isinstance(exc, UnconvertedModelError) else UNAVAILABLE
             code = exc.code if isinstance(exc, MlopsError) else "unexpected"
             logger.exception("model unavailable", extra={"error_code": code})
-            raise ModelUnavailableError(UNAVAILABLE) from exc
+            raise ModelUnavailableError(self._reason) from exc
         self._failed = False
         return value
 

@@ -98,6 +98,12 @@ class IncompatibleModelError(RegistryError):
     code = "incompatible_model"
 
 
+class UntrustedArtifactError(ArtifactIntegrityError):
+    """An artifact asks to load a type outside the allow-list, or is in a format that can run code."""
+
+    code = "untrusted_artifact"
+
+
 class ConcurrentUpdateError(RegistryError):
     """A compare-and-swap write lost its race too many times."""
 
@@ -116,10 +122,22 @@ class ModelUnavailableError(MlopsError):
     code = "model_unavailable"
 
 
+class UnconvertedModelError(ModelUnavailableError):
+    """A version registered before serving graphs existed: it has a pickle and no ONNX graph."""
+
+    code = "model_not_converted"
+
+
 class TrainingError(MlopsError):
     """Training could not run on the given data or specification."""
 
     code = "training_error"
+
+
+class GraphFidelityError(TrainingError):
+    """The ONNX serving graph does not reproduce the pipeline's answers; the candidate is not registered."""
+
+    code = "graph_fidelity"
 
 
 # The one place where an error becomes an HTTP status.

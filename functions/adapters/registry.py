@@ -2,13 +2,19 @@
 
 Layout under the registry bucket::
 
-    models/<name>/versions/<n>/model.joblib   artifact, written once (If-None-Match: *)
-    models/<name>/versions/<n>/card.json      model card, written once, after the artifact
+    models/<name>/versions/<n>/model.onnx     serving graph, written once (If-None-Match: *)
+    models/<name>/versions/<n>/model.skops    scikit-learn pipeline (skops), written once
+    models/<name>/versions/<n>/card.json      model card, written once, after the artifacts
     models/<name>/aliases.json                {"aliases": {"champion": n, ...}, "history": [...]}
 
-Writing the artifact with If-None-Match claims version ``n``: two racing registrations cannot
-both claim it, and the loser moves on to ``n + 1``. The card is the commit marker: a version
-without a card (a registration that died half-way) is skipped by readers. All aliases live in
+Writing the first artifact with If-None-Match claims version ``n``: two racing registrations
+cannot both claim it, and the loser moves on to ``n + 1``. The card is the commit marker: a
+version without a card (a registration that died half-way) is skipped by readers. Versions
+registered before ONNX serving hold ``model.joblib``; ``mlops upgrade-registry`` adds their
+graph and skops file and swaps their card (If-Match), the one change a version ever sees.
+
+The registry hands out verified bytes (``read_artifact``); it does not parse artifacts, so the
+predict function that imports it never imports scikit-learn. All aliases live in
 one document, so moving several at once (champion and previous on promotion) is one atomic
 compare-and-swap.
 """
@@ -25,8 +31,8 @@ from typing import Any, Literal
 from pydantic import ValidationError as PydanticValidationError
 
 from functions.adapters.s3 import get_bytes, list_prefixes, put_bytes
-from functions.domain.artifacts import load_model, sha256_hex
-from functions.domain.card import ModelCard
+from functions.domain.artifacts import verify_artifact
+from functions.domain.card import ArtifactRole, ModelCard
 from functions.errors import (
     ArtifactIntegrityError,
     ConcurrentUpdateError,
@@ -39,14 +45,6 @@ ALIASES: tuple[str, ...] = ("champion", "challenger", "previous")
 MAX_ATTEMPTS = 25
 HISTORY_LIMIT = 100
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-
-
-@dataclass
-class LoadedModel:
-    """A verified, unpickled model and its card."""
-
-    card: ModelCard
-    model: Any
 
 
 @dataclass
@@ -76,8 +74,8 @@ class S3ModelRegistry:
     def _prefix(name: str) -> str:
         return f"models/{validate_model_name(name)}/"
 
-    def _artifact_key(self, name: str, version: int) -> str:
-        return f"{self._prefix(name)}versions/{version}/model.joblib"
+    def _artifact_key(self, name: str, version: int, file: str) -> str:
+        return f"{self._prefix(name)}versions/{version}/{file}"
 
     def _card_key(self, name: str, version: int) -> str:
         return f"{self._prefix(name)}versions/{version}/card.json"
@@ -95,44 +93,88 @@ class S3ModelRegistry:
                 out.append(int(tail))
         return sorted(out)
 
-    def register(self, name: str, artifact: bytes, build_card: Callable[[int], ModelCard]) -> ModelCard:
-        """Store ``artifact`` as the next version of ``name`` and write its card.
+    def register(self, name: str, files: Mapping[str, bytes], build_card: Callable[[int], ModelCard]) -> ModelCard:
+        """Store ``files`` as the next version of ``name`` and write its card last.
 
         Args:
             name: model name.
-            artifact: the serialised model.
-            build_card: called with the allocated version number; returns the card to store.
+            files: file name -> bytes; the first one written claims the version number.
+            build_card: called with the allocated version number; returns the card to store, whose
+                ``artifacts`` must describe exactly ``files``.
 
         Returns:
             The stored card. Raises ``ConcurrentUpdateError`` if no version could be claimed.
         """
+        if not files:
+            raise RegistryError("a version needs at least one artifact")
+        first, *rest = files
         allocated = self._allocated_versions(name)
         candidate = (allocated[-1] if allocated else 0) + 1
         for _ in range(MAX_ATTEMPTS):
-            etag = put_bytes(self._s3, self.bucket, self._artifact_key(name, candidate), artifact, if_none_match=True)
-            if etag is None:
+            if self._put_once(name, candidate, first, files[first]) is None:
                 candidate += 1
                 continue
             card = build_card(candidate)
             if card.version != candidate or card.name != name:
                 raise RegistryError("model card does not name the version being registered")
-            if card.artifact_sha256 != sha256_hex(artifact):
-                raise RegistryError("model card SHA-256 does not match the artifact being registered")
-            body = card.model_dump_json(indent=2).encode()
-            if (
-                put_bytes(
-                    self._s3,
-                    self.bucket,
-                    self._card_key(name, candidate),
-                    body,
-                    content_type="application/json",
-                    if_none_match=True,
-                )
-                is None
-            ):
+            described = {ref.file: ref for ref in card.artifacts.values()}
+            if set(described) != set(files):
+                raise RegistryError(f"model card lists {sorted(described)}, the registration writes {sorted(files)}")
+            for file, data in files.items():
+                verify_artifact(data, described[file], card)
+            for file in rest:
+                if self._put_once(name, candidate, file, files[file]) is None:
+                    raise ConcurrentUpdateError(f"{file} of {name} version {candidate} was written by someone else")
+            if self._put_card(card, if_match=None) is None:
                 raise ConcurrentUpdateError(f"card of {name} version {candidate} was written by someone else")
             return card
         raise ConcurrentUpdateError(f"could not allocate a version of {name} after {MAX_ATTEMPTS} attempts")
+
+    def _put_once(self, name: str, version: int, file: str, data: bytes) -> str | None:
+        key = self._artifact_key(name, version, file)
+        return put_bytes(self._s3, self.bucket, key, data, if_none_match=True)
+
+    def _put_card(self, card: ModelCard, if_match: str | None) -> str | None:
+        body = card.model_dump_json(indent=2, exclude_none=False).encode()
+        key = self._card_key(card.name, card.version)
+        return put_bytes(
+            self._s3,
+            self.bucket,
+            key,
+            body,
+            content_type="application/json",
+            if_none_match=if_match is None,
+            if_match=if_match,
+        )
+
+    def card_etag(self, name: str, version: int) -> str:
+        """The ETag of a version's card (for ``upgrade_version``'s compare-and-swap)."""
+        found = get_bytes(self._s3, self.bucket, self._card_key(name, version))
+        if found is None:
+            raise ModelNotFoundError(name, version)
+        return found[1]
+
+    def upgrade_version(self, card: ModelCard, files: Mapping[str, bytes], expect_etag: str) -> ModelCard:
+        """Add ``files`` to an existing version and swap in its new ``card`` if the old card is unchanged.
+
+        Only ``mlops upgrade-registry`` calls this: the converted artifacts are new keys (written
+        once), and the card is replaced by compare-and-swap on the ETag read before converting.
+        """
+        described = {ref.file: ref for ref in card.artifacts.values()}
+        for file, data in files.items():
+            if file not in described:
+                raise RegistryError(f"the upgraded card does not describe {file}")
+            verify_artifact(data, described[file], card)
+            key = self._artifact_key(card.name, card.version, file)
+            existing = get_bytes(self._s3, self.bucket, key)
+            if existing is not None:
+                verify_artifact(existing[0], described[file], card)  # a retried upgrade wrote the same bytes
+                continue
+            if self._put_once(card.name, card.version, file, data) is None:
+                raise ConcurrentUpdateError(f"{file} of {card.name} version {card.version} was written meanwhile")
+        if self._put_card(card, if_match=expect_etag) is None:
+            raise ConcurrentUpdateError(f"the card of {card.name} version {card.version} changed during the upgrade")
+        return card
 
     def get_card(self, name: str, version: int) -> ModelCard:
         """The card of one version. Raises ``ModelNotFoundError`` if there is none."""
@@ -173,13 +215,21 @@ class S3ModelRegistry:
     def list_models(self) -> list[str]:
         return [p.rstrip("/").rsplit("/", 1)[-1] for p in list_prefixes(self._s3, self.bucket, "models/")]
 
-    def load(self, name: str, version: int) -> LoadedModel:
-        """Fetch, verify (SHA-256, library versions) and unpickle one version."""
-        card = self.get_card(name, version)
-        found = get_bytes(self._s3, self.bucket, self._artifact_key(name, version))
+    def read_artifact(self, card: ModelCard, role: ArtifactRole) -> bytes:
+        """The bytes of one artifact of ``card``'s version, verified against the card's SHA-256 and size.
+
+        Raises:
+            ArtifactIntegrityError: the artifact is missing or is not the one the card describes.
+        """
+        ref = card.artifacts.get(role)
+        if ref is None:
+            raise ArtifactIntegrityError(f"model {card.name!r} version {card.version} has no {role} artifact")
+        found = get_bytes(self._s3, self.bucket, self._artifact_key(card.name, card.version, ref.file))
         if found is None:
-            raise ArtifactIntegrityError(f"artifact of model {name!r} version {version} is missing; refusing to load")
-        return LoadedModel(card=card, model=load_model(found[0], card))
+            raise ArtifactIntegrityError(
+                f"{ref.file} of model {card.name!r} version {card.version} is missing; refusing to load"
+            )
+        return verify_artifact(found[0], ref, card)
 
     # -- aliases ----------------------------------------------------------------------------
     def alias_state(self, name: str) -> AliasState:

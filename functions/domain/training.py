@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import (
-    HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
-    RandomForestClassifier,
-    RandomForestRegressor,
-)
-from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.metrics import (
     accuracy_score,
     f1_score,
@@ -30,21 +24,9 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from functions.domain.baseline import compute_baseline
 from functions.domain.card import CLASSIFICATION_TASKS, DriftBaseline, EstimatorSpec, Task, TrainingSpec
 from functions.domain.dataset import Dataset
+from functions.domain.estimators import ESTIMATORS
 from functions.domain.schema import FeatureSchema, FeatureSpec
 from functions.errors import TrainingError
-
-_CLASSIFIERS = {
-    "logistic_regression": (LogisticRegression, {"max_iter": 2000}),
-    "random_forest": (RandomForestClassifier, {"n_estimators": 100, "random_state": 0, "n_jobs": 1}),
-    "hist_gradient_boosting": (HistGradientBoostingClassifier, {"random_state": 0}),
-}
-_REGRESSORS = {
-    "ridge": (Ridge, {}),
-    "linear_regression": (LinearRegression, {}),
-    "random_forest": (RandomForestRegressor, {"n_estimators": 100, "random_state": 0, "n_jobs": 1}),
-    "hist_gradient_boosting": (HistGradientBoostingRegressor, {"random_state": 0}),
-}
-_SCALED = {"logistic_regression", "ridge", "linear_regression"}
 
 PRIMARY_METRIC: dict[str, str] = {
     "binary_classification": "roc_auc",
@@ -66,6 +48,7 @@ class TrainedModel:
     baseline: DriftBaseline
     train_rows: int
     validation_rows: int
+    validation: Dataset
 
 
 def feature_schema(dataset: Dataset) -> FeatureSchema:
@@ -81,19 +64,21 @@ def feature_schema(dataset: Dataset) -> FeatureSchema:
 
 def build_pipeline(schema: FeatureSchema, task: Task, estimator: EstimatorSpec) -> Pipeline:
     """Preprocessing (scaling, one-hot encoding of categories) plus the estimator, in one pipeline."""
-    table = _CLASSIFIERS if task in CLASSIFICATION_TASKS else _REGRESSORS
-    if estimator.kind not in table:
+    kind = ESTIMATORS[estimator.kind]
+    path = kind.class_path(task in CLASSIFICATION_TASKS)
+    if path is None:
         raise TrainingError(f"estimator {estimator.kind!r} cannot be used for {task}")
-    cls, defaults = table[estimator.kind]
+    module, _, name = path.partition(":")
+    cls = getattr(importlib.import_module(module), name)
     try:
-        model = cls(**{**defaults, **estimator.params})
+        model = cls(**{**kind.defaults, **estimator.params})
     except TypeError as exc:
         raise TrainingError(f"bad parameters for {estimator.kind}: {exc}") from exc
     numeric = [i for i, f in enumerate(schema.features) if f.kind == "numeric"]
     categorical = [i for i, f in enumerate(schema.features) if f.kind == "categorical"]
     transformers: list[tuple[str, Any, list[int]]] = []
     if numeric:
-        transformers.append(("numeric", StandardScaler() if estimator.kind in _SCALED else "passthrough", numeric))
+        transformers.append(("numeric", StandardScaler() if kind.scaled else "passthrough", numeric))
     if categorical:
         cats = [list(schema.features[i].categories or ()) for i in categorical]
         encoder = OneHotEncoder(categories=cats, handle_unknown="ignore", sparse_output=False)
@@ -178,6 +163,7 @@ def train(dataset: Dataset, spec: TrainingSpec) -> TrainedModel:
         baseline=baseline,
         train_rows=len(train_idx),
         validation_rows=len(valid_idx),
+        validation=valid_set,
     )
 
 

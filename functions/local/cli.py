@@ -13,9 +13,11 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from functions.config import STAGES, StageConfig, stage_config
+from functions.domain.card import Task
+from functions.domain.estimators import ESTIMATOR_KINDS
 
 DEFAULT_MOTO_PORT = 4567
 DEFAULT_API_PORT = 8080
@@ -205,6 +207,21 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    from functions.adapters.datasets import S3DatasetStore
+    from functions.adapters.registry import S3ModelRegistry
+    from functions.services.upgrade import upgrade_registry
+
+    config = stage_config(args.stage)
+    with aws_target(args, config) as (clients, config):
+        registry = S3ModelRegistry(clients.s3, config.registry_bucket)
+        datasets = S3DatasetStore(clients.s3, config.data_bucket, config.datasets_prefix)
+        names = [args.model_name] if args.model_name else None
+        results = upgrade_registry(registry, datasets, names, progress=_say)
+        print(json.dumps([r.as_dict() for r in results], indent=2))
+    return 1 if any(r.outcome == "failed" for r in results) else 0
+
+
 def cmd_invoke(args: argparse.Namespace) -> int:
     from functions.local.events import load_event
     from functions.local.host import FunctionHost
@@ -338,18 +355,27 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model from a CSV data set and register it as a new version")
     train.add_argument("--data", help="CSV file or s3:// URI in the data bucket (default: the shipped demo data set)")
     train.add_argument("--target", help="label column (default: the demo's)")
-    train.add_argument("--task", choices=["binary_classification", "multiclass_classification", "regression"])
+    train.add_argument("--task", choices=list(get_args(Task)))
     train.add_argument("--categorical", nargs="*", default=None, help="columns holding categories")
-    train.add_argument(
-        "--estimator",
-        choices=["logistic_regression", "random_forest", "hist_gradient_boosting", "ridge", "linear_regression"],
-    )
+    train.add_argument("--estimator", choices=list(ESTIMATOR_KINDS), help="estimator kind (default: the demo's)")
     train.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="estimator parameter")
     train.add_argument("--model-name", help="registry name (default: from the stage configuration)")
     train.add_argument("--champion", action="store_true", help="make the new version the champion")
     train.add_argument("--description", help="free text stored in the model card")
     _target_options(train)
     train.set_defaults(func=cmd_train)
+
+    upgrade = sub.add_parser(
+        "upgrade-registry",
+        help="convert versions registered with a pickle (joblib) to an ONNX graph and a skops file",
+        description="Convert every version registered before ONNX serving: its joblib pickle is opened (the "
+        "only place one ever is: you vouch for the registry's pickles by running this), after its SHA-256 "
+        "matched its card, then converted to ONNX through the same fidelity check as a new registration and "
+        "stored as skops. Until then predict answers 503 for such a version.",
+    )
+    upgrade.add_argument("--model-name", help="only this model (default: every model in the registry)")
+    _target_options(upgrade)
+    upgrade.set_defaults(func=cmd_upgrade)
 
     models = sub.add_parser("models", help="list registered versions and aliases")
     models.add_argument("--model-name", help="only this model")

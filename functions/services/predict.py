@@ -11,9 +11,21 @@ import numpy as np
 import pydantic_core
 
 from functions.adapters.capture import CaptureRecord, CaptureWriter
-from functions.adapters.registry import LoadedModel, S3ModelRegistry
-from functions.domain.inference import infer
+from functions.adapters.registry import S3ModelRegistry
+from functions.domain.card import ModelCard
+from functions.domain.inference import ServingGraph, infer, load_serving_graph
 from functions.domain.requests import RequestDecoder
+from functions.errors import UnconvertedModelError
+
+UPGRADE_COMMAND = "mlops upgrade-registry"
+
+
+@dataclass
+class LoadedModel:
+    """A model version's card and its verified serving graph, which has answered its canned prediction."""
+
+    card: ModelCard
+    model: ServingGraph
 
 
 @dataclass
@@ -114,6 +126,19 @@ class PredictService:
 
 
 def load_serving_model(registry: S3ModelRegistry, name: str, version: int | None, alias: str) -> LoadedModel:
-    """The pinned ``version`` if given, else whatever ``alias`` points at now."""
+    """The pinned ``version`` if given, else whatever ``alias`` points at now: its graph, hash-checked and probed.
+
+    Raises:
+        UnconvertedModelError: the version predates ONNX serving (a pickle only); the message names the command.
+        ArtifactIntegrityError: the graph is missing or is not the one the card describes.
+        GraphLoadError: onnxruntime cannot load it, or it fails its canned prediction.
+    """
     resolved = version if version is not None else registry.resolve(name, alias)
-    return registry.load(name, resolved)
+    card = registry.get_card(name, resolved)
+    if card.serving_artifact is None:
+        raise UnconvertedModelError(
+            f"model {name!r} version {resolved} was registered before ONNX serving and has no serving graph; "
+            f"an operator converts it with `{UPGRADE_COMMAND}`"
+        )
+    graph = registry.read_artifact(card, "serving")
+    return LoadedModel(card=card, model=load_serving_graph(graph, card))

@@ -5,7 +5,9 @@ way; resolve the champion; assemble the training data (base dataset + captured r
 outcomes, one row per row id; with no such rows only an operator's request goes on, since the
 candidate would merely relearn the champion's data); split off held-out rows the candidate never
 trains on; train the candidate with the champion's estimator; score candidate and champion on
-the same held-out rows; measure 1-row latency and artifact size; apply the gates. A rejected
+the same held-out rows; convert it to ONNX and check the graph against the pipeline (a graph that
+differs is a rejection like any failed gate); measure the graph's 1-row latency and size; apply
+the gates. A rejected
 candidate is recorded under ``models/<name>/rejections/`` and nothing else changes. A passing
 one is registered (parent: the champion), becomes ``challenger`` (only if the champion is still
 the one it was compared with), a rollout is requested when auto-deploy is on, and
@@ -36,13 +38,15 @@ from functions.adapters.locks import Lease, RetrainRun, S3RetrainHistory, S3Retr
 from functions.adapters.outcomes import S3OutcomeStore
 from functions.adapters.registry import S3ModelRegistry
 from functions.adapters.rollout_state import S3RolloutStore
-from functions.domain.artifacts import dump_model, library_versions, sha256_hex
 from functions.domain.card import CLASSIFICATION_TASKS, ModelCard, TrainingDataRef, TrainingSpec
 from functions.domain.dataset import Dataset, parse_csv
 from functions.domain.gates import GateDecision, GatePolicy, compare_schemas, evaluate_gates
+from functions.domain.inference import ServingGraph
+from functions.domain.packaging import CardFacts, PackagedModel, card_builder, package_model
+from functions.domain.pipeline_io import load_pipeline
 from functions.domain.schema import FeatureSpec
 from functions.domain.training import LOWER_IS_BETTER, PRIMARY_METRIC, TrainedModel, evaluate, train
-from functions.errors import ConcurrentUpdateError, MlopsError, TrainingError
+from functions.errors import ConcurrentUpdateError, GraphFidelityError, MlopsError, TrainingError
 from functions.settings import RetrainSettings
 
 Status = Literal["registered", "rejected", "skipped", "failed"]
@@ -327,31 +331,54 @@ class _Run:
         )
         self.progress(f"training {spec.estimator.kind} on {train_part.n_rows} rows; {holdout.n_rows} rows held out")
         trained = train(train_part, spec)
-        artifact = dump_model(trained.model)
-        measured = measure_candidate(trained, artifact, holdout, champion, ports.registry)
+        try:
+            packaged = package_model(trained, champion.task)
+        except GraphFidelityError as exc:
+            self.reject(lease, graph_rejection(exc), champion_version)
+            return
+        self.progress(
+            f"ONNX graph checked: worst difference {packaged.serving_graph.fidelity.max_scaled_difference:.2g}"
+        )
+        measured = measure_candidate(trained, packaged, holdout, champion, ports.registry)
         decision = judge(measured, champion, trained, options.policy)
+        decision.checks["serving_graph"] = {
+            "max_scaled_difference": packaged.serving_graph.fidelity.max_scaled_difference,
+            "tolerance": packaged.serving_graph.fidelity.tolerance,
+            "passed": True,
+        }
         result.metrics, result.gates = measured.as_metrics(), decision.checks
         self.progress("gates passed" if decision.passed else "gates failed: " + "; ".join(decision.reasons))
         if not decision.passed:
-            result.status, result.reasons = "rejected", list(decision.reasons)
-            result.rejection_key = ports.history.record_rejection(
-                self.model_name, lease.owner, ports.clock(), self.rejection_document(decision)
-            )
-            self.progress(f"rejection recorded at {result.rejection_key}; v{champion_version} keeps serving")
+            self.reject(lease, decision, champion_version)
             return
         if not ports.lock.holds(lease):
             raise ConcurrentUpdateError("the retrain lock expired before registering; nothing was registered")
         card = ports.registry.register(
-            self.model_name, artifact, self.card_builder(champion, trained, artifact, data, measured)
+            self.model_name, packaged.files, self.card_builder(champion, trained, packaged, data, measured)
         )
         result.status, result.candidate_version = "registered", card.version
         self.progress(f"registered v{card.version} (parent v{champion_version})")
         self.hand_over(card, champion_version)
 
+    def reject(self, lease: Lease, decision: GateDecision, champion_version: int) -> None:
+        """Record a rejected candidate; the champion keeps serving."""
+        result = self.result
+        result.status, result.reasons, result.gates = "rejected", list(decision.reasons), decision.checks
+        self.progress("gates failed: " + "; ".join(decision.reasons))
+        result.rejection_key = self.ports.history.record_rejection(
+            self.model_name, lease.owner, self.ports.clock(), self.rejection_document(decision)
+        )
+        self.progress(f"rejection recorded at {result.rejection_key}; v{champion_version} keeps serving")
+
     def card_builder(
-        self, champion: ModelCard, trained: TrainedModel, artifact: bytes, data: TrainingData, measured: Measurements
+        self,
+        champion: ModelCard,
+        trained: TrainedModel,
+        packaged: PackagedModel,
+        data: TrainingData,
+        measured: Measurements,
     ) -> Callable[[int], ModelCard]:
-        digest, rows = sha256_hex(artifact), data.dataset.n_rows
+        rows = data.dataset.n_rows
         scored = "n/a" if measured.champion_metric is None else f"{measured.champion_metric:.4g}"
         description = (
             f"retrained from v{champion.version} on {self.trigger.describe()}: {data.base_rows} base rows + "
@@ -359,36 +386,25 @@ class _Run:
             f"metrics are on {measured.holdout_rows} held-out rows, where the champion's "
             f"{measured.metric_name} was {scored}"
         )
-
-        def build(version: int) -> ModelCard:
-            return ModelCard(
-                name=self.model_name,
-                version=version,
-                created_at=self.ports.clock(),
-                artifact_sha256=digest,
-                artifact_bytes=len(artifact),
-                libraries=library_versions(),
-                task=champion.task,
+        facts = CardFacts(
+            name=self.model_name,
+            task=champion.task,
+            target=champion.target,
+            estimator=champion.estimator,
+            training_data=TrainingDataRef(
+                uri=champion.training_data.uri,
+                sha256=data.base_sha256,
+                rows=rows,
                 target=champion.target,
-                classes=trained.classes,
-                feature_schema=trained.schema,
-                training_data=TrainingDataRef(
-                    uri=champion.training_data.uri,
-                    sha256=data.base_sha256,
-                    rows=rows,
-                    target=champion.target,
-                    train_rows=trained.train_rows,
-                    validation_rows=rows - trained.train_rows,
-                ),
-                estimator=champion.estimator,
-                metrics=measured.candidate,
-                primary_metric=measured.metric_name,
-                baseline=trained.baseline,
-                parent_version=champion.version,
-                description=description,
-            )
-
-        return build
+                train_rows=trained.train_rows,
+                validation_rows=rows - trained.train_rows,
+            ),
+            metrics=measured.candidate,
+            primary_metric=measured.metric_name,
+            parent_version=champion.version,
+            description=description,
+        )
+        return card_builder(packaged, trained, facts, self.ports.clock)
 
     def hand_over(self, card: ModelCard, champion_version: int) -> None:
         """Make the registered candidate the challenger, start its rollout, announce it."""
@@ -594,41 +610,56 @@ def _outputs(model: Any, X: np.ndarray, task: str) -> np.ndarray:
     return np.asarray(model.predict_proba(X) if task in CLASSIFICATION_TASKS else model.predict(X), dtype=np.float64)
 
 
-def one_row_latency_ms(model: Any, X: np.ndarray, task: str, calls: int = LATENCY_CALLS) -> float:
-    """Median wall time of ``calls`` 1-row predictions (after one warm-up call), in milliseconds."""
-    row = X[:1]
-    _outputs(model, row, task)
+def one_row_latency_ms(graph: ServingGraph, columns: dict[str, np.ndarray], calls: int = LATENCY_CALLS) -> float:
+    """Median wall time of ``calls`` 1-row answers of the serving graph (after one warm-up), in milliseconds."""
+    row = {name: col[:1] for name, col in columns.items()}
+    graph.run(None, row)
     times = []
     for _ in range(calls):
         started = time.perf_counter()
-        _outputs(model, row, task)
+        graph.run(None, row)
         times.append((time.perf_counter() - started) * 1000.0)
     return float(statistics.median(times))
 
 
+def graph_rejection(exc: GraphFidelityError) -> GateDecision:
+    """A candidate whose ONNX graph does not reproduce its pipeline, as a failed gate."""
+    return GateDecision(
+        passed=False,
+        reasons=[exc.message],
+        checks={"serving_graph": {"passed": False, "reason": exc.message}},
+    )
+
+
 def measure_candidate(
-    trained: TrainedModel, artifact: bytes, holdout: Dataset, champion: ModelCard, registry: S3ModelRegistry
+    trained: TrainedModel, packaged: PackagedModel, holdout: Dataset, champion: ModelCard, registry: S3ModelRegistry
 ) -> Measurements:
-    """Score candidate and champion on ``holdout``; time the candidate's 1-row predictions."""
+    """Score candidate and champion on ``holdout``; time the candidate's serving graph on one row.
+
+    The champion is scored with its skops pipeline (allow-listed types only); a champion that
+    still has a pickle is not opened, and the other gates decide.
+    """
     task = champion.task
     X = holdout.matrix(trained.schema.names)
     candidate_metrics = evaluate(trained.model, X, holdout.target, task)
     champion_metrics: dict[str, float] | None = None
     note = ""
     try:
-        loaded = registry.load(champion.name, champion.version)
-        champion_metrics = evaluate(loaded.model, holdout.matrix(champion.feature_schema.names), holdout.target, task)
+        pipeline = load_pipeline(registry.read_artifact(champion, "pipeline"), champion)
+        champion_metrics = evaluate(pipeline, holdout.matrix(champion.feature_schema.names), holdout.target, task)
     except (MlopsError, ValueError) as exc:
         # A champion that cannot be loaded or scored here cannot be served here either; the other gates decide.
         note = f"the champion could not be scored: {exc.message if isinstance(exc, MlopsError) else exc}"
+    graph = ServingGraph(packaged.graph, trained.schema, packaged.serving_graph.output)
+    columns = {name: holdout.columns[name] for name in trained.schema.names}
     return Measurements(
         metric_name=PRIMARY_METRIC[task],
         candidate=candidate_metrics,
         champion=champion_metrics,
         champion_note=note,
-        latency_ms_1row=one_row_latency_ms(trained.model, X, task),
-        artifact_bytes=len(artifact),
-        outputs_finite=bool(np.isfinite(_outputs(trained.model, X, task)).all()),
+        latency_ms_1row=one_row_latency_ms(graph, columns),
+        artifact_bytes=packaged.serving_bytes,
+        outputs_finite=bool(np.isfinite(graph.run(None, columns)).all()),
         holdout_rows=holdout.n_rows,
     )
 
