@@ -194,7 +194,8 @@ class ModelCard(BaseModel):
     status: VersionStatus = "registered"
     description: str = ""
     upgraded_from: dict[str, Any] | None = Field(
-        default=None, description="set by `mlops upgrade-registry`: the pickled artifact this version was converted from"
+        default=None,
+        description="set by `mlops upgrade-registry`: the pickled artifact this version was converted from",
     )
 
     @model_validator(mode="before")

@@ -59,7 +59,9 @@ class ServingGraph:
 
     def __init__(self, graph: bytes, schema: FeatureSchema, output: str) -> None:
         try:
-            self._session = ort.InferenceSession(graph, sess_options=session_options(), providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(
+                graph, sess_options=session_options(), providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own pybind exceptions
             raise GraphLoadError(f"onnxruntime cannot load the serving graph: {type(exc).__name__}") from exc
         self.schema = schema

@@ -58,8 +58,7 @@ class PackagedModel:
 def reference_columns(sample: dict[str, list[Any]], schema: FeatureSchema) -> dict[str, np.ndarray]:
     """The card's reference sample as typed columns (float64 numeric, object categorical)."""
     return {
-        f.name: np.asarray(sample[f.name], dtype=np.float64 if f.kind == "numeric" else object)
-        for f in schema.features
+        f.name: np.asarray(sample[f.name], dtype=np.float64 if f.kind == "numeric" else object) for f in schema.features
     }
 
 
@@ -79,7 +78,9 @@ def package_pipeline(
     stored = dump_pipeline(pipeline)
     refs = {
         "serving": ArtifactRef(file=ARTIFACT_FILES["onnx"], format="onnx", sha256=sha256_hex(graph), bytes=len(graph)),
-        "pipeline": ArtifactRef(file=ARTIFACT_FILES["skops"], format="skops", sha256=sha256_hex(stored), bytes=len(stored)),
+        "pipeline": ArtifactRef(
+            file=ARTIFACT_FILES["skops"], format="skops", sha256=sha256_hex(stored), bytes=len(stored)
+        ),
     }
     files = {refs["serving"].file: graph, refs["pipeline"].file: stored}
     return PackagedModel(files=files, refs=refs, serving_graph=info, libraries={**library_versions(), **info.versions})
@@ -119,7 +120,7 @@ def card_builder(
             name=facts.name,
             version=version,
             created_at=clock(),
-            artifacts=dict(packaged.refs),  # type: ignore[arg-type]
+            artifacts=dict(packaged.refs),
             serving_graph=packaged.serving_graph,
             libraries=packaged.libraries,
             task=facts.task,

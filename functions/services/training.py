@@ -65,7 +65,9 @@ def train_and_register(
         parent_version=parent_version,
         description=description,
     )
-    card = registry.register(model_name, packaged.files, card_builder(packaged, trained, facts, lambda: datetime.now(UTC)))
+    card = registry.register(
+        model_name, packaged.files, card_builder(packaged, trained, facts, lambda: datetime.now(UTC))
+    )
     if "champion" not in registry.get_aliases(model_name):
         try:
             registry.set_aliases(
