@@ -18,9 +18,18 @@ from functions.adapters.datasets import S3DatasetStore
 from functions.adapters.registry import S3ModelRegistry
 from functions.bootstrap import OutcomeEnvironment, PredictEnvironment
 from functions.config import StageConfig, function_environment, stage_config
-from functions.domain.artifacts import dump_model, library_versions, sha256_hex
-from functions.domain.card import DriftBaseline, EstimatorSpec, ModelCard, PredictionBaseline, TrainingDataRef
+from functions.domain.artifacts import sha256_hex
+from functions.domain.card import (
+    ArtifactRef,
+    DriftBaseline,
+    EstimatorSpec,
+    ModelCard,
+    PredictionBaseline,
+    TrainingDataRef,
+)
 from functions.domain.dataset import parse_csv
+from functions.domain.packaging import CardFacts, PackagedModel, card_builder, package_model
+from functions.domain.pipeline_io import library_versions
 from functions.domain.schema import FeatureSchema, FeatureSpec
 from functions.domain.training import TrainedModel, TrainingSpec, train
 from functions.handlers.log_outcome import LogOutcomeFunction
@@ -130,23 +139,24 @@ def trained() -> dict[str, TrainedModel]:
 
 
 @pytest.fixture(scope="session")
-def make_card(trained: dict[str, TrainedModel]) -> Callable[..., tuple[ModelCard, bytes]]:
-    """``make_card(name, version=1, **changes)``: a model card and the artifact it describes."""
+def packaged(trained: dict[str, TrainedModel]) -> dict[str, PackagedModel]:
+    """Each session model converted and checked once: its ONNX graph, skops pipeline and their card records."""
+    return {name: package_model(model, TRAINABLE[name].spec.task) for name, model in trained.items()}
 
-    def build(name: str = "breast_cancer", version: int = 1, **changes: Any) -> tuple[ModelCard, bytes]:
-        t, model = TRAINABLE[name], trained[name]
-        artifact = dump_model(model.model)
-        card = ModelCard(
+
+@pytest.fixture(scope="session")
+def make_card(
+    trained: dict[str, TrainedModel], packaged: dict[str, PackagedModel]
+) -> Callable[..., tuple[ModelCard, dict[str, bytes]]]:
+    """``make_card(name, version=1, **changes)``: a model card and the files (name -> bytes) it describes."""
+
+    def build(name: str = "breast_cancer", version: int = 1, **changes: Any) -> tuple[ModelCard, dict[str, bytes]]:
+        t, model, package = TRAINABLE[name], trained[name], packaged[name]
+        facts = CardFacts(
             name=t.model_name,
-            version=version,
-            created_at=datetime(2026, 11, 23, 16, 0, tzinfo=UTC),
-            artifact_sha256=sha256_hex(artifact),
-            artifact_bytes=len(artifact),
-            libraries=library_versions(),
             task=t.spec.task,
             target=t.spec.target,
-            classes=model.classes,
-            feature_schema=model.schema,
+            estimator=t.spec.estimator,
             training_data=TrainingDataRef(
                 uri=f"s3://{CFG.data_bucket}/{CFG.datasets_prefix}/{t.file}",
                 sha256=sha256_hex((DATA / t.file).read_bytes()),
@@ -155,12 +165,11 @@ def make_card(trained: dict[str, TrainedModel]) -> Callable[..., tuple[ModelCard
                 train_rows=model.train_rows,
                 validation_rows=model.validation_rows,
             ),
-            estimator=t.spec.estimator,
             metrics=model.metrics,
             primary_metric=model.primary_metric,
-            baseline=model.baseline,
         )
-        return card.model_copy(update=changes), artifact
+        card = card_builder(package, model, facts, lambda: datetime(2026, 11, 23, 16, 0, tzinfo=UTC))(version)
+        return card.model_copy(update=changes), dict(package.files)
 
     return build
 
@@ -174,8 +183,7 @@ def minimal_card() -> Callable[..., ModelCard]:
             "name": "toy",
             "version": 1,
             "created_at": datetime(2026, 11, 23, tzinfo=UTC),
-            "artifact_sha256": "0" * 64,
-            "artifact_bytes": 1,
+            "artifacts": {"pipeline": ArtifactRef(file="model.skops", format="skops", sha256="0" * 64, bytes=1)},
             "libraries": library_versions(),
             "task": "binary_classification",
             "target": "y",

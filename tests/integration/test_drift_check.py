@@ -16,6 +16,7 @@ from functions.adapters.outcomes import S3OutcomeStore
 from functions.adapters.registry import S3ModelRegistry
 from functions.bootstrap import AwsClients
 from functions.domain.card import ModelCard
+from functions.domain.pipeline_io import load_pipeline
 from functions.errors import ModelNotFoundError, ValidationError
 from functions.handlers.drift_check import DriftCheckEnvironment, DriftCheckFunction, instrument
 from functions.settings import DriftCheckSettings
@@ -78,7 +79,8 @@ class Traffic:
 
     def __init__(self, aws: Any, registry: S3ModelRegistry) -> None:
         self.aws = aws
-        self.model = registry.load(CFG.model_name, 1).model
+        card = registry.get_card(CFG.model_name, 1)
+        self.model = load_pipeline(registry.read_artifact(card, "pipeline"), card)
         self.data = read_dataset("breast_cancer")
         self.names = list(self.data.columns)
 

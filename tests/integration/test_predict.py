@@ -9,12 +9,11 @@ import pytest
 
 from functions.adapters.registry import S3ModelRegistry
 from functions.config import stage_config
-from functions.domain.artifacts import dump_model, sha256_hex
 from functions.domain.card import ModelCard
-from functions.domain.training import build_pipeline
 from functions.handlers.predict import PredictFunction
 from functions.observability import metrics
 from tests.events import event_body, load_event, request_id, response_json, route, with_body
+from tests.graphs import canned_nan_graph, register_graph
 
 NAME = "breast-cancer"
 REGISTRY_BUCKET = stage_config("local").registry_bucket
@@ -203,7 +202,7 @@ def test_pin_to_a_missing_version_is_503(champion, predict_function, lambda_cont
 
 
 def test_a_tampered_champion_is_refused_with_503(champion, aws, cfg, predict_function, lambda_context):
-    aws.put_object(Bucket=cfg.registry_bucket, Key="models/breast-cancer/versions/1/model.joblib", Body=b"evil")
+    aws.put_object(Bucket=cfg.registry_bucket, Key="models/breast-cancer/versions/1/model.onnx", Body=b"evil")
 
     status, body = call(predict_function(), load_event("predict_single"), lambda_context)
     health_status, health = call(predict_function(), load_event("health"), lambda_context)
@@ -214,18 +213,26 @@ def test_a_tampered_champion_is_refused_with_503(champion, aws, cfg, predict_fun
 
 # -- faults of ours never leak ---------------------------------------------------------------
 
-LEAKS = ("Traceback", "NotFittedError", "LogisticRegression", "sklearn", "s3://", "SHA-256", "joblib", "pickle")
+LEAKS = (
+    "Traceback",
+    "NotFittedError",
+    "LogisticRegression",
+    "sklearn",
+    "s3://",
+    "SHA-256",
+    "joblib",
+    "pickle",
+    "onnx",
+    "ONNXRuntime",
+    "InferenceSession",
+)
 
 
-def register_broken(registry: S3ModelRegistry, champion: ModelCard, artifact: bytes) -> ModelCard:
-    """Register ``artifact`` under a card copied from the champion, and make it champion."""
-
-    def build(version: int) -> ModelCard:
-        return champion.model_copy(
-            update={"version": version, "artifact_sha256": sha256_hex(artifact), "artifact_bytes": len(artifact)}
-        )
-
-    card = registry.register(NAME, artifact, build)
+def register_broken(
+    registry: S3ModelRegistry, champion: ModelCard, graph: bytes, canned: list[float] | None = None
+) -> ModelCard:
+    """Register ``graph`` under a card copied from the champion, and make it champion."""
+    card = register_graph(registry, champion, graph, canned)
     registry.set_aliases(NAME, {"champion": card.version})
     return card
 
@@ -237,9 +244,8 @@ def assert_no_leak(body: dict[str, Any]) -> None:
 
 
 def test_a_model_that_raises_is_500_without_internals(champion, registry, predict_function, lambda_context):
-    unfitted = build_pipeline(champion.feature_schema, champion.task, champion.estimator)
-    register_broken(registry, champion, dump_model(unfitted))
     event = load_event("predict_single")
+    register_broken(registry, champion, *canned_nan_graph(champion))  # answers its canned row, NaN for others
 
     status, body = call(predict_function(), event, lambda_context)
 
@@ -252,10 +258,8 @@ def test_a_model_that_raises_is_500_without_internals(champion, registry, predic
     }
 
 
-def test_an_artifact_that_cannot_be_unpickled_is_5xx_without_internals(
-    champion, registry, predict_function, lambda_context
-):
-    register_broken(registry, champion, b"this is not a joblib stream")
+def test_a_graph_that_cannot_be_loaded_is_5xx_without_internals(champion, registry, predict_function, lambda_context):
+    register_broken(registry, champion, b"this is not an ONNX graph")
     function = predict_function()
 
     status, body = call(function, load_event("predict_single"), lambda_context)
@@ -267,12 +271,12 @@ def test_an_artifact_that_cannot_be_unpickled_is_5xx_without_internals(
     assert_no_leak(health)
 
 
-@pytest.mark.parametrize("fault", ["unpicklable-artifact", "corrupt-alias-document"])
+@pytest.mark.parametrize("fault", ["unloadable-graph", "corrupt-alias-document"])
 def test_a_model_that_cannot_be_loaded_is_503_and_not_retried_at_once(
     champion, registry, aws, predict_function, lambda_context, *, fault: str
 ):
-    if fault == "unpicklable-artifact":
-        register_broken(registry, champion, b"this is not a joblib stream")
+    if fault == "unloadable-graph":
+        register_broken(registry, champion, b"this is not an ONNX graph")
     else:
         aws.put_object(Bucket=REGISTRY_BUCKET, Key="models/breast-cancer/aliases.json", Body=b"{not json")
     function = predict_function()
@@ -292,7 +296,7 @@ def test_a_model_that_cannot_be_loaded_is_503_and_not_retried_at_once(
 def test_503_bodies_do_not_leak_internals(aws, cfg, predict_function, lambda_context, fault: str):
     settings: dict[str, Any] = {}
     if fault == "tampered-artifact":
-        aws.put_object(Bucket=cfg.registry_bucket, Key="models/breast-cancer/versions/1/model.joblib", Body=b"x")
+        aws.put_object(Bucket=cfg.registry_bucket, Key="models/breast-cancer/versions/1/model.onnx", Body=b"x")
     else:
         settings["registry_bucket"] = "mlops-local-no-such-registry"
     function = predict_function(**settings)

@@ -13,6 +13,8 @@ from functions.adapters.registry import S3ModelRegistry
 from functions.config import stage_config
 from functions.domain.artifacts import sha256_hex
 from functions.domain.card import ModelCard
+from functions.domain.inference import ServingGraph, load_serving_graph
+from functions.domain.pipeline_io import load_pipeline
 from functions.errors import (
     ArtifactIntegrityError,
     ConcurrentUpdateError,
@@ -23,8 +25,15 @@ from functions.errors import (
 
 CFG = stage_config("local")
 NAME = CFG.model_name
-ARTIFACT_KEY = "models/breast-cancer/versions/{}/model.joblib"
+ARTIFACT_KEY = "models/breast-cancer/versions/{}/model.onnx"  # written first: it claims the version
+PIPELINE_KEY = "models/breast-cancer/versions/{}/model.skops"
 CARD_KEY = "models/breast-cancer/versions/{}/card.json"
+
+
+def serve(registry: S3ModelRegistry, version: int) -> ServingGraph:
+    """What predict does with a version: read the verified graph and load it (canned prediction included)."""
+    card = registry.get_card(NAME, version)
+    return load_serving_graph(registry.read_artifact(card, "serving"), card)
 
 
 @pytest.fixture
@@ -32,12 +41,12 @@ def register(registry: S3ModelRegistry, make_card) -> Callable[..., ModelCard]:
     """``register(**card_changes)``: register the breast-cancer artifact as the next version."""
 
     def run(on: S3ModelRegistry | None = None, **changes: Any) -> ModelCard:
-        _, artifact = make_card()
+        _, files = make_card()
 
         def build(version: int) -> ModelCard:
             return make_card(version=version, **changes)[0]
 
-        return (on or registry).register(NAME, artifact, build)
+        return (on or registry).register(NAME, files, build)
 
     return run
 
@@ -51,12 +60,13 @@ def test_register_get_list_and_load(register, registry: S3ModelRegistry, aws, ma
     assert [c.version for c in registry.list_versions(NAME)] == [1, 2]
     assert [c.description for c in registry.list_versions(NAME)] == ["first", "second"]
     assert registry.list_models() == [NAME]
-    loaded = registry.load(NAME, 1)
-    assert loaded.card == first
     X = np.array([[float(v[0]) for v in first.baseline.reference_sample.values()]])
-    assert loaded.model.predict_proba(X).shape == (1, 2)
+    assert serve(registry, 1).run(X, {}).shape == (1, 2)
+    pipeline = load_pipeline(registry.read_artifact(first, "pipeline"), first)
+    assert pipeline.predict_proba(X).shape == (1, 2)
     stored = aws.get_object(Bucket=CFG.registry_bucket, Key=ARTIFACT_KEY.format(1))["Body"].read()
     assert sha256_hex(stored) == first.artifact_sha256 == make_card()[0].artifact_sha256
+    assert first.artifacts["serving"].file == "model.onnx" and first.artifacts["pipeline"].file == "model.skops"
 
 
 def test_versions_are_written_once(register, registry: S3ModelRegistry, aws):
@@ -67,7 +77,7 @@ def test_versions_are_written_once(register, registry: S3ModelRegistry, aws):
 
     assert aws.get_object(Bucket=CFG.registry_bucket, Key=CARD_KEY.format(1))["Body"].read() == before
     versions = aws.list_object_versions(Bucket=CFG.registry_bucket, Prefix="models/breast-cancer/versions/1/")
-    assert len(versions["Versions"]) == 2  # one artifact and one card, never rewritten
+    assert len(versions["Versions"]) == 3  # two artifacts and one card, never rewritten
 
 
 def test_missing_versions_and_aliases(registry: S3ModelRegistry, register):
@@ -80,7 +90,7 @@ def test_missing_versions_and_aliases(registry: S3ModelRegistry, register):
         registry.resolve(NAME, "champion")
     register()
     with pytest.raises(ModelNotFoundError):
-        registry.load(NAME, 2)
+        registry.get_card(NAME, 2)
 
 
 @pytest.mark.parametrize("name", ["Breast-Cancer", "-x", "a/b", "", "a" * 64, "model_1"])
@@ -89,14 +99,17 @@ def test_invalid_model_names_are_refused(registry: S3ModelRegistry, name: str):
         registry.get_card(name, 1)
 
 
-def test_a_card_must_describe_the_artifact_it_registers(registry: S3ModelRegistry, make_card):
-    card, artifact = make_card()
+def test_a_card_must_describe_the_artifacts_it_registers(registry: S3ModelRegistry, make_card):
+    card, files = make_card()
+    wrong_hash = {**card.artifacts, "serving": card.artifacts["serving"].model_copy(update={"sha256": "0" * 64})}
 
     with pytest.raises(RegistryError, match="does not name the version"):
-        registry.register(NAME, artifact, lambda v: card.model_copy(update={"version": v + 1}))
-    with pytest.raises(RegistryError, match="SHA-256 does not match"):
-        registry.register(NAME, artifact, lambda v: card.model_copy(update={"version": v, "artifact_sha256": "0" * 64}))
-    assert registry.list_versions(NAME) == []  # neither attempt committed a version
+        registry.register(NAME, files, lambda v: card.model_copy(update={"version": v + 1}))
+    with pytest.raises(ArtifactIntegrityError, match="failed verification"):
+        registry.register(NAME, files, lambda v: card.model_copy(update={"version": v, "artifacts": wrong_hash}))
+    with pytest.raises(RegistryError, match="lists"):
+        registry.register(NAME, {"model.onnx": files["model.onnx"]}, lambda v: card.model_copy(update={"version": v}))
+    assert registry.list_versions(NAME) == []  # no attempt committed a version
 
 
 # -- racing registrations --------------------------------------------------------------------
@@ -126,8 +139,7 @@ def test_racing_registrations_get_distinct_versions_and_both_cards_survive(aws, 
     assert (rival_cards[0].version, mine.version) == (1, 2)
     cards = registry.list_versions(NAME)
     assert [(c.version, c.description) for c in cards] == [(1, "rival"), (2, "mine")]
-    assert registry.load(NAME, 1).card.description == "rival"
-    assert registry.load(NAME, 2).card.description == "mine"
+    assert serve(registry, 1) is not None and serve(registry, 2) is not None
 
 
 def test_a_claimed_version_is_skipped_and_never_overwritten(aws, registry, register):
@@ -154,38 +166,41 @@ def test_registration_moves_past_several_claimed_versions(aws, registry, registe
 # -- verified loads --------------------------------------------------------------------------
 
 
-def test_load_refuses_an_overwritten_artifact(aws, registry, register):
+@pytest.mark.parametrize(("key", "role"), [(ARTIFACT_KEY, "serving"), (PIPELINE_KEY, "pipeline")])
+def test_reads_refuse_an_overwritten_artifact(aws, registry, register, key: str, role: str):
     card = register()
-    original = aws.get_object(Bucket=CFG.registry_bucket, Key=ARTIFACT_KEY.format(1))["Body"].read()
+    original = aws.get_object(Bucket=CFG.registry_bucket, Key=key.format(1))["Body"].read()
     tampered = original[:-1] + bytes([original[-1] ^ 0xFF])
-    aws.put_object(Bucket=CFG.registry_bucket, Key=ARTIFACT_KEY.format(1), Body=tampered)
+    aws.put_object(Bucket=CFG.registry_bucket, Key=key.format(1), Body=tampered)
 
     with pytest.raises(ArtifactIntegrityError) as exc:
-        registry.load(NAME, 1)
+        registry.read_artifact(card, role)  # type: ignore[arg-type]
 
-    assert card.artifact_sha256 in exc.value.message
+    assert card.artifacts[role].sha256 in exc.value.message  # type: ignore[index]
     assert sha256_hex(tampered) in exc.value.message
 
 
-def test_load_refuses_a_deleted_artifact(aws, registry, register):
-    register()
+def test_reads_refuse_a_deleted_artifact(aws, registry, register):
+    card = register()
     aws.delete_object(Bucket=CFG.registry_bucket, Key=ARTIFACT_KEY.format(1))
 
     with pytest.raises(ArtifactIntegrityError, match="missing"):
-        registry.load(NAME, 1)
+        registry.read_artifact(card, "serving")
     # Versioning keeps what was deleted: the artifact is recoverable.
     versions = aws.list_object_versions(Bucket=CFG.registry_bucket, Prefix=ARTIFACT_KEY.format(1))
     assert len(versions["Versions"]) == 1 and len(versions["DeleteMarkers"]) == 1
 
 
-def test_load_refuses_a_card_from_other_library_versions(aws, registry, register):
+def test_the_pipeline_refuses_a_card_from_other_library_versions(aws, registry, register):
     card = register()
     doc = json.loads(card.model_dump_json())
     doc["libraries"]["scikit-learn"] = "1.0.2"
     aws.put_object(Bucket=CFG.registry_bucket, Key=CARD_KEY.format(1), Body=json.dumps(doc).encode())
+    stale = registry.get_card(NAME, 1)
 
     with pytest.raises(IncompatibleModelError, match="scikit-learn 1.0.2"):
-        registry.load(NAME, 1)
+        load_pipeline(registry.read_artifact(stale, "pipeline"), stale)
+    assert serve(registry, 1) is not None  # the graph does not depend on scikit-learn's version
 
 
 def test_an_invalid_stored_card_is_a_registry_error(aws, registry, register):

@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
-import numpy as np
 import pytest
 
 from functions.adapters.datasets import S3DatasetStore
@@ -27,7 +26,6 @@ from functions.adapters.registry import S3ModelRegistry
 from functions.adapters.rollout_state import S3RolloutStore
 from functions.bootstrap import AwsClients
 from functions.config import function_environment
-from functions.domain.artifacts import dump_model, sha256_hex
 from functions.domain.card import EstimatorSpec, ModelCard
 from functions.domain.rollout import RolloutPolicy, RolloutState
 from functions.handlers.rollout import RolloutFunction
@@ -40,6 +38,7 @@ from functions.services import rollout
 from functions.services.training import train_and_register
 from functions.settings import RolloutSettings
 from tests.conftest import CFG, DATA
+from tests.graphs import canned_nan_graph, register_graph
 
 NAME = CFG.model_name
 MIN_REQUESTS = 3
@@ -197,23 +196,10 @@ class World:
         )
         return self.propose(card)
 
-    def register_challenger(self, model: Any, **card_changes: Any) -> ModelCard:
-        """Register ``model`` as v2 with the champion's card (and ``card_changes``), as challenger."""
+    def register_challenger(self, graph: bytes, canned: list[float] | None = None, **card_changes: Any) -> ModelCard:
+        """Register ``graph`` as v2 with the champion's card (and ``card_changes``), as challenger."""
         champion = self.registry.get_card(NAME, 1)
-        artifact = dump_model(model)
-        card = self.registry.register(
-            NAME,
-            artifact,
-            lambda version: champion.model_copy(
-                update={
-                    "version": version,
-                    "artifact_sha256": sha256_hex(artifact),
-                    "artifact_bytes": len(artifact),
-                    "parent_version": 1,
-                    **card_changes,
-                }
-            ),
-        )
+        card = register_graph(self.registry, champion, graph, canned, parent_version=1, **card_changes)
         return self.propose(card)
 
     def propose(self, card: ModelCard) -> ModelCard:
@@ -382,9 +368,9 @@ def test_a_challenger_trained_on_flipped_labels_is_rolled_back_on_its_prediction
 
 
 def test_a_challenger_that_errors_trips_its_errors_alarm_and_is_rolled_back(world: World) -> None:
-    broken = world.registry.load(NAME, 1).model
-    broken[-1].coef_ = np.full_like(broken[-1].coef_, np.nan)  # predict_proba is NaN: a 5xx, every time
-    world.register_challenger(broken, description="NaN coefficients")
+    champion = world.registry.get_card(NAME, 1)
+    # Answers its canned prediction at load, then NaN for every request: a 5xx, every time.
+    world.register_challenger(*canned_nan_graph(champion), description="NaN answers")
     world.tick()
 
     traffic = world.send(REQUESTS)
@@ -402,8 +388,8 @@ def test_a_challenger_that_errors_trips_its_errors_alarm_and_is_rolled_back(worl
 
 def test_a_challenger_whose_model_cannot_load_is_rolled_back(world: World) -> None:
     champion = world.registry.get_card(NAME, 1)
-    libraries = {**champion.libraries, "scikit-learn": "0.0.1"}
-    world.register_challenger(world.registry.load(NAME, 1).model, libraries=libraries)
+    graph = world.registry.read_artifact(champion, "serving")
+    world.register_challenger(graph, canned=[0.25, 0.75])  # its canned prediction fails: the graph never serves
     world.tick()
     traffic = world.send(REQUESTS)
     assert traffic.statuses[503] == traffic.served["2"] > 0

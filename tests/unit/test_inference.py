@@ -11,16 +11,13 @@ from functions.errors import http_status_for
 
 
 class _FixedOutputModel:
-    """A hand-written stand-in for a fitted pipeline that returns fixed outputs."""
+    """A stand-in for a loaded serving graph (``ServingGraph.run``) that answers fixed outputs."""
 
     def __init__(self, proba: list[list[float]] | None = None, values: list[float] | None = None) -> None:
         self._proba, self._values = proba, values
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return np.array(self._proba)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.array(self._values)
+    def run(self, matrix: np.ndarray | None, columns: dict[str, np.ndarray]) -> np.ndarray:
+        return np.array(self._proba if self._proba is not None else self._values, dtype=np.float64)
 
 
 def batch(n: int) -> Batch:
