@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from functions.adapters.datasets import S3DatasetStore
 from functions.adapters.registry import S3ModelRegistry
-from functions.bootstrap import OutcomeEnvironment, PredictEnvironment
+from functions.bootstrap import AwsClients, OutcomeEnvironment, PredictEnvironment
 from functions.config import StageConfig, function_environment, stage_config
 from functions.domain.artifacts import sha256_hex
 from functions.domain.card import (
@@ -34,6 +34,7 @@ from functions.domain.schema import FeatureSchema, FeatureSpec
 from functions.domain.training import TrainedModel, TrainingSpec, train
 from functions.handlers.log_outcome import LogOutcomeFunction
 from functions.handlers.predict import PredictFunction
+from functions.local.runtime import MotoServer, ensure_resources
 from functions.observability import metrics
 from functions.services.training import train_and_register
 from functions.settings import LogOutcomeSettings, PredictSettings
@@ -267,6 +268,28 @@ def train_model(registry: S3ModelRegistry, datasets: S3DatasetStore) -> Callable
 def champion(train_model: Callable[..., ModelCard]) -> ModelCard:
     """Version 1 of the breast-cancer model, which becomes champion."""
     return train_model("breast_cancer")
+
+
+@pytest.fixture
+def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto in server mode with the local stage's resources; this process and its children talk to it."""
+    server = MotoServer()
+    url = server.start()
+    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": CFG.region,
+        "AWS_REGION": CFG.region,
+    }.items():
+        monkeypatch.setenv(var, value)
+    ensure_resources(AwsClients(), CFG)
+    try:
+        yield url
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -211,6 +211,20 @@ def test_a_tampered_champion_is_refused_with_503(champion, aws, cfg, predict_fun
     assert (health_status, health["status"]) == (503, "unavailable")
 
 
+def test_a_version_that_fails_its_canned_prediction_is_503_and_never_ok(
+    champion, registry, predict_function, lambda_context
+):
+    graph = registry.read_artifact(champion, "serving")
+    register_broken(registry, champion, graph, canned=[0.25, 0.75])  # the card records another answer
+    function = predict_function()
+
+    status, body = call(function, load_event("predict_single"), lambda_context)
+    health_status, health = call(function, load_event("health"), lambda_context)
+
+    assert (status, body["code"]) == (503, "model_unavailable")
+    assert (health_status, health["status"]) == (503, "unavailable")
+
+
 # -- faults of ours never leak ---------------------------------------------------------------
 
 LEAKS = (
