@@ -43,7 +43,7 @@ lint: $(STAMP)  ## ruff
 	$(BIN)/ruff format --check functions tests scripts benchmarks infra layers
 
 typecheck: $(STAMP)  ## mypy
-	$(BIN)/mypy functions infra layers
+	$(BIN)/mypy functions infra layers benchmarks
 
 bench: $(STAMP)  ## print latency, cold-start and drift-check figures, write .bench/latest.json
 	$(BIN)/python -m benchmarks.predict_bench

@@ -198,12 +198,12 @@ def child(rows: int) -> None:
     from functions.handlers.drift_check import DriftCheckEnvironment, DriftCheckFunction, instrument
     from functions.settings import DriftCheckSettings
 
-    handler = instrument(DriftCheckFunction(DriftCheckEnvironment(DriftCheckSettings(), AwsClients())))  # type: ignore[call-arg]
+    handler = instrument(DriftCheckFunction(DriftCheckEnvironment(DriftCheckSettings(), AwsClients())))
     imported = time.perf_counter() - started
     baseline = _maxrss_mb()
     end = WINDOW_START + timedelta(hours=WINDOW_HOURS)
     event = {"start": WINDOW_START.isoformat(), "end": end.isoformat()}
-    context = LambdaContextStub(function_name="mlops-local-drift-check")
+    context: Any = LambdaContextStub(function_name="mlops-local-drift-check")
     with quiet_stdout():
         began = time.perf_counter()
         result = handler(event, context)
@@ -277,7 +277,9 @@ def prepare(endpoint_env: dict[str, str]) -> tuple[Any, Any, Any, str]:
     uri = datasets.upload(cfg.demo.file, (ROOT / "data" / cfg.demo.file).read_bytes())
     registry = S3ModelRegistry(s3, cfg.registry_bucket)
     card = train_and_register(registry, datasets, model_name=cfg.model_name, dataset_uri=uri, spec=cfg.demo.training)
-    model = registry.load(cfg.model_name, card.version).model
+    from functions.domain.pipeline_io import load_pipeline
+
+    model = load_pipeline(registry.read_artifact(card, "pipeline"), card)
     return s3, cfg, model, cfg.model_name
 
 

@@ -229,7 +229,8 @@ class InProcess:
 
     function: Any  # functions.handlers.predict.PredictFunction
     handler: Callable[[dict[str, Any], Any], dict[str, Any]]
-    model: Any
+    graph: Any  # the loaded functions.domain.inference.ServingGraph the handler answers from
+    pipeline: Any  # the same version's scikit-learn pipeline (skops), for the bare baseline
     names: list[str]
 
 
@@ -237,24 +238,53 @@ def build_in_process(model: ModelUnderTest, endpoint_env: dict[str, str]) -> InP
     """Set the function's environment, build the instrumented handler and load the model through the registry."""
     os.environ.update(predict_env(model.model_name, endpoint_env))
     from functions.bootstrap import PredictEnvironment
+    from functions.domain.pipeline_io import load_pipeline
     from functions.handlers.predict import PredictFunction, instrument
     from functions.settings import PredictSettings
 
-    function = PredictFunction(PredictEnvironment(PredictSettings()))  # type: ignore[call-arg]
+    function = PredictFunction(PredictEnvironment(PredictSettings()))
     handler = instrument(function)
     with quiet_stdout():
         service = function.env.service()
-    names = service.loaded.card.feature_schema.names
-    return InProcess(function=function, handler=handler, model=service.loaded.model, names=names)
+    card = service.loaded.card
+    pipeline = load_pipeline(function.env.registry.read_artifact(card, "pipeline"), card)
+    return InProcess(
+        function=function,
+        handler=handler,
+        graph=service.loaded.model,
+        pipeline=pipeline,
+        names=card.feature_schema.names,
+    )
 
 
 def check_response(response: dict[str, Any], expected_proba: np.ndarray) -> None:
-    """Fail loudly if the handler did not answer 200 with the bare model's probabilities."""
+    """Fail loudly unless the handler answered 200 with scikit-learn's probabilities (to the fidelity tolerance)."""
     if response.get("statusCode") != 200:
         raise RuntimeError(f"handler answered {response.get('statusCode')}: {str(response.get('body'))[:500]}")
     got = np.asarray(json.loads(response["body"])["probabilities"], dtype=np.float64)
-    if got.shape != expected_proba.shape or not np.allclose(got, expected_proba, rtol=1e-12, atol=1e-12):
-        raise RuntimeError("handler probabilities differ from bare predict_proba on the same rows")
+    if got.shape != expected_proba.shape or not np.all(
+        np.abs(got - expected_proba) <= 1e-6 * np.maximum(1.0, np.abs(expected_proba))
+    ):
+        raise RuntimeError("handler probabilities differ from scikit-learn's predict_proba on the same rows")
+
+
+def publish_pickle(model: ModelUnderTest, pipeline: Any) -> str:
+    """Put ``pipeline`` as a joblib pickle in the registry bucket (outside ``models/``); its key.
+
+    The cold-start baseline is what a user would write by hand: boto3, scikit-learn and a pickle.
+    """
+    import io
+
+    import joblib
+
+    from functions.bootstrap import s3_client
+    from functions.config import stage_config
+
+    key = f"bench/{model.model_name}-v{model.version}.joblib"
+    buffer = io.BytesIO()
+    joblib.dump(pipeline, buffer)
+    s3_client().put_object(Bucket=stage_config(STAGE).registry_bucket, Key=key, Body=buffer.getvalue())
+    return key
 
 
 def wait_capture_idle(capture: Any, timeout: float = 30.0) -> None:
