@@ -13,6 +13,7 @@ from functions.domain.schema import (
     Batch,
     FeatureSchema,
     FeatureSpec,
+    RangeBounds,
     _describe,
     assemble_batch,
     validate_columns,
@@ -95,6 +96,7 @@ class RequestDecoder:
         self.max_rows = max_rows
         self._names = schema.names
         self._numeric = schema.all_numeric
+        self._bounds = RangeBounds.of(schema)
         row = core_schema.typed_dict_schema(
             {f.name: core_schema.typed_dict_field(_value_schema(f)) for f in schema.features},
             extra_behavior="forbid",
@@ -147,17 +149,17 @@ class RequestDecoder:
             return None
         if self._numeric:
             return self._numeric_batch(np.array([columns[name] for name in self._names], dtype=np.float64).T)
-        return assemble_batch(self.schema, self._typed_columns(columns), n_rows)
+        return assemble_batch(self.schema, self._typed_columns(columns), n_rows, bounds=self._bounds)
 
     def _from_rows(self, rows: list[dict[str, Any]]) -> Batch:
         if self._numeric:
             return self._numeric_batch(np.array(list(map(self._row_values, rows)), dtype=np.float64))
         columns = {name: [row[name] for row in rows] for name in self._names}
-        return assemble_batch(self.schema, self._typed_columns(columns), len(rows))
+        return assemble_batch(self.schema, self._typed_columns(columns), len(rows), bounds=self._bounds)
 
     def _numeric_batch(self, matrix: np.ndarray) -> Batch:
         columns = {name: matrix[:, j] for j, name in enumerate(self._names)}
-        return assemble_batch(self.schema, columns, matrix.shape[0], matrix=matrix)
+        return assemble_batch(self.schema, columns, matrix.shape[0], matrix=matrix, bounds=self._bounds)
 
     def _typed_columns(self, columns: dict[str, list[Any]]) -> dict[str, np.ndarray]:
         return {

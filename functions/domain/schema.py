@@ -155,10 +155,60 @@ def _categorical_column(spec: FeatureSpec, values: list[Any], rows: bool, errors
     return None
 
 
+@dataclass(frozen=True)
+class RangeBounds:
+    """The training ranges of a schema's bounded numeric features, as arrays for one vectorised check."""
+
+    names: tuple[str, ...]
+    index: np.ndarray  # the features' positions in the schema (its column order)
+    lo: np.ndarray
+    hi: np.ndarray
+    every_column: bool  # the bounded features are all the schema's features, in order
+
+    @classmethod
+    def of(cls, schema: FeatureSchema) -> RangeBounds:
+        bounded = [
+            (j, f)
+            for j, f in enumerate(schema.features)
+            if f.kind == "numeric" and (f.minimum is not None or f.maximum is not None)
+        ]
+        return cls(
+            names=tuple(f.name for _, f in bounded),
+            index=np.asarray([j for j, _ in bounded], dtype=np.intp),
+            lo=np.asarray([-np.inf if f.minimum is None else f.minimum for _, f in bounded], dtype=np.float64),
+            hi=np.asarray([np.inf if f.maximum is None else f.maximum for _, f in bounded], dtype=np.float64),
+            every_column=len(bounded) == len(schema.features),
+        )
+
+    def flag(self, columns: dict[str, np.ndarray], matrix: np.ndarray | None) -> list[OutOfRange]:
+        """Every value outside its feature's training range, by row and then in schema order."""
+        if not self.names:
+            return []
+        if matrix is not None and matrix.dtype == np.float64:
+            values = matrix if self.every_column else matrix[:, self.index]
+        else:
+            values = np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in self.names])
+        mask = (values < self.lo) | (values > self.hi)
+        if not mask.any():
+            return []
+        rows, cols = np.nonzero(mask)  # row-major: by row, then in schema order
+        return [
+            OutOfRange(row=int(r), field=self.names[c], value=float(values[r, c]))
+            for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
+        ]
+
+
 def assemble_batch(
-    schema: FeatureSchema, columns: dict[str, np.ndarray], n_rows: int, matrix: np.ndarray | None = None
+    schema: FeatureSchema,
+    columns: dict[str, np.ndarray],
+    n_rows: int,
+    matrix: np.ndarray | None = None,
+    bounds: RangeBounds | None = None,
 ) -> Batch:
-    """Build the model matrix (unless given) and flag values outside the training ranges."""
+    """Build the model matrix (unless given) and flag values outside the training ranges.
+
+    ``bounds`` is ``RangeBounds.of(schema)``, computed once by a caller that checks many batches.
+    """
     if matrix is None:
         if schema.all_numeric:
             matrix = np.column_stack([columns[f.name] for f in schema.features])
@@ -166,17 +216,7 @@ def assemble_batch(
             matrix = np.empty((n_rows, len(schema.features)), dtype=object)
             for j, f in enumerate(schema.features):
                 matrix[:, j] = columns[f.name]
-    out: list[OutOfRange] = []
-    for f in schema.features:
-        if f.kind != "numeric" or (f.minimum is None and f.maximum is None):
-            continue
-        col = columns[f.name]
-        lo = -np.inf if f.minimum is None else f.minimum
-        hi = np.inf if f.maximum is None else f.maximum
-        mask = (col < lo) | (col > hi)
-        if mask.any():
-            out.extend(OutOfRange(row=int(i), field=f.name, value=float(col[i])) for i in np.flatnonzero(mask))
-    out.sort(key=lambda o: o.row)
+    out = (bounds or RangeBounds.of(schema)).flag(columns, matrix)
     return Batch(matrix=matrix, columns=columns, n_rows=n_rows, out_of_range=out)
 
 

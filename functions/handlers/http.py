@@ -119,15 +119,14 @@ def read_body(event: Mapping[str, Any], max_bytes: int) -> str:
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-def instrument_handler(handle: Handler) -> Handler:
-    """Logging context (correlation id = API Gateway request id) and one EMF flush per invocation.
+def instrument_handler(handle: Handler, *, flush_metrics: bool = True) -> Handler:
+    """Logging context (correlation id = API Gateway request id) and, unless told not to, one EMF flush per invocation.
 
     Cheaper than ``logger.inject_lambda_context`` (which runs a JMESPath query per request): the
     function's identity is appended once, the correlation id per request.
     """
     identified = False
 
-    @metrics.log_metrics
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         nonlocal identified
         if not identified:
@@ -141,4 +140,4 @@ def instrument_handler(handle: Handler) -> Handler:
         logger.append_keys(function_request_id=context.aws_request_id)
         return handle(event, context)
 
-    return handler
+    return metrics.log_metrics(handler) if flush_metrics else handler
