@@ -66,13 +66,14 @@ class PredictFunction:
         stats = result.stats
         values = [1.0, stats.rows, stats.out_of_range, stats.latency_ms]
         capture = self.env.capture
-        failures = 0
-        if capture is not None:
-            failures = capture.take_new_failures()
-            capture.flush_if_due()
+        failures = capture.take_new_failures() if capture is not None else 0
         if failures:
             values.append(failures)
         self._metric_line(service.model_version, bool(failures)).emit(values)
+        if capture is not None:  # last: nothing after this waits for the GIL the writer thread now wants
+            if result.capture is not None:
+                capture.add(result.capture)
+            capture.flush_if_due()
         return proxy_response(200, result.body)
 
     def _metric_line(self, version: int, with_failures: bool) -> MetricLine:

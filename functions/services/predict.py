@@ -40,8 +40,15 @@ class PredictStats:
 
 @dataclass
 class PredictResult:
+    """The serialised answer, what happened, and the sampled rows for capture (None when not sampled).
+
+    The caller hands ``capture`` to the writer after everything else (metrics included): from then
+    on the writer thread competes for the GIL, and the answer is already complete.
+    """
+
     body: bytes
     stats: PredictStats
+    capture: CaptureRecord | None = None
 
 
 @dataclass
@@ -101,28 +108,25 @@ class PredictService:
             }
             for o in batch.out_of_range
         ]
-        captured = False
-        if self.capture is not None and (self.sample_rate >= 1.0 or self.rng.random() < self.sample_rate):
-            self.capture.add(
-                CaptureRecord(
-                    request_id=request_id,
-                    timestamp=time.time(),
-                    model_version=card.version,
-                    columns=batch.columns,
-                    predictions=outputs.predictions,
-                    probabilities=outputs.probabilities,
-                    n_rows=n,
-                )
-            )
-            captured = True
         body_out = pydantic_core.to_json(response)
+        record = None
+        if self.capture is not None and (self.sample_rate >= 1.0 or self.rng.random() < self.sample_rate):
+            record = CaptureRecord(
+                request_id=request_id,
+                timestamp=time.time(),
+                model_version=card.version,
+                columns=batch.columns,
+                predictions=outputs.predictions,
+                probabilities=outputs.probabilities,
+                n_rows=n,
+            )
         stats = PredictStats(
             rows=n,
             out_of_range=len(batch.out_of_range),
-            captured=captured,
+            captured=record is not None,
             latency_ms=(time.perf_counter() - started) * 1000.0,
         )
-        return PredictResult(body=body_out, stats=stats)
+        return PredictResult(body=body_out, stats=stats, capture=record)
 
 
 def load_serving_model(registry: S3ModelRegistry, name: str, version: int | None, alias: str) -> LoadedModel:
