@@ -198,7 +198,7 @@ def child(rows: int) -> None:
     from functions.handlers.drift_check import DriftCheckEnvironment, DriftCheckFunction, instrument
     from functions.settings import DriftCheckSettings
 
-    handler = instrument(DriftCheckFunction(DriftCheckEnvironment(DriftCheckSettings(), AwsClients())))
+    handler = instrument(DriftCheckFunction(DriftCheckEnvironment(DriftCheckSettings.from_environment(), AwsClients())))
     imported = time.perf_counter() - started
     baseline = _maxrss_mb()
     end = WINDOW_START + timedelta(hours=WINDOW_HOURS)

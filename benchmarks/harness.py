@@ -242,7 +242,7 @@ def build_in_process(model: ModelUnderTest, endpoint_env: dict[str, str]) -> InP
     from functions.handlers.predict import PredictFunction, instrument
     from functions.settings import PredictSettings
 
-    function = PredictFunction(PredictEnvironment(PredictSettings()))
+    function = PredictFunction(PredictEnvironment(PredictSettings.from_environment()))
     handler = instrument(function)
     with quiet_stdout():
         service = function.env.service()

@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+from typing import Any, Literal, Self
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from functions import config
 
 
-class _Common(BaseSettings):
-    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+class _Common(BaseModel):
+    """Fields are read from environment variables of the same name (any case); arguments win.
+
+    A plain pydantic model, not pydantic-settings: every field is a scalar, and the predict
+    function's cold start does not pay for importing a settings framework.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @classmethod
+    def from_environment(cls) -> Self:
+        """The settings as the function's environment variables give them."""
+        return cls.model_validate({})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_environment(cls, data: Any) -> Any:
+        given = dict(data) if isinstance(data, dict) else {}
+        environment = {name.lower(): value for name, value in os.environ.items()}
+        for field in cls.model_fields:
+            if field not in given and field in environment:
+                given[field] = environment[field]
+        return given
 
     registry_bucket: str = Field(min_length=3)
     data_bucket: str = Field(min_length=3)

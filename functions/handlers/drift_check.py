@@ -179,5 +179,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     """The entry point; builds the environment from ``DriftCheckSettings`` on first use."""
     global _default  # noqa: PLW0603 - one handler per execution environment, created on first use
     if _default is None:
-        _default = instrument(DriftCheckFunction(DriftCheckEnvironment(DriftCheckSettings(), AwsClients())))
+        environment = DriftCheckEnvironment(DriftCheckSettings.from_environment(), AwsClients())
+        _default = instrument(DriftCheckFunction(environment))
     return _default(event, context)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic_core
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
 from functions.errors import (
     FieldError,
@@ -23,6 +22,9 @@ from functions.errors import (
 )
 from functions.observability import logger, metrics
 
+if TYPE_CHECKING:  # imported where a resolver is built: the event handler package is slow to import
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+
 JSON = "application/json"
 # Every route of the API, for telling a wrong method (405) from an unknown path (404).
 ROUTES = frozenset({("POST", "/predict"), ("GET", "/model"), ("GET", "/health"), ("POST", "/outcomes")})
@@ -34,6 +36,8 @@ def _text(body: Any) -> str:
 
 def json_response(status: int, body: Any) -> Response[str]:
     """A resolver response with a JSON body (``bytes`` are taken as already-serialised JSON)."""
+    from aws_lambda_powertools.event_handler import Response
+
     return Response(status_code=status, content_type=JSON, body=_text(body))
 
 

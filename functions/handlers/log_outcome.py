@@ -56,5 +56,5 @@ _default: Handler | None = None
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     global _default  # noqa: PLW0603 - one handler per execution environment, created on first use
     if _default is None:
-        _default = instrument(LogOutcomeFunction(OutcomeEnvironment(LogOutcomeSettings())))
+        _default = instrument(LogOutcomeFunction(OutcomeEnvironment(LogOutcomeSettings.from_environment())))
     return _default(event, context)

@@ -172,5 +172,5 @@ _default: Handler | None = None
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     global _default  # noqa: PLW0603 - one handler per execution environment, created on first use
     if _default is None:
-        _default = instrument(RetrainFunction(RetrainEnvironment(RetrainSettings())))
+        _default = instrument(RetrainFunction(RetrainEnvironment(RetrainSettings.from_environment())))
     return _default(event, context)

@@ -109,6 +109,6 @@ _default: Handler | None = None
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     global _default  # noqa: PLW0603 - one handler per execution environment, created on first use
     if _default is None:
-        settings = RolloutSettings()
+        settings = RolloutSettings.from_environment()
         _default = instrument(RolloutFunction(settings, AwsClients(), settings.powertools_metrics_namespace))
     return _default(event, context)

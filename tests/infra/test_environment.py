@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pydantic_settings import BaseSettings
+from pydantic import BaseModel
 
 from functions.config import function_environment
 from functions.settings import (
@@ -21,7 +21,7 @@ from infra.settings import FUNCTIONS
 
 from .synthesis import Synthesized
 
-SETTINGS: dict[str, type[BaseSettings]] = {
+SETTINGS: dict[str, type[BaseModel]] = {
     "predict": PredictSettings,
     "log_outcome": LogOutcomeSettings,
     "drift_check": DriftCheckSettings,

@@ -68,7 +68,7 @@ def drift_check(
 
     def build(clock: Callable[[], datetime] = lambda: NOW, **env: str) -> DriftCheckFunction:
         function_env("drift_check", **env)
-        settings = DriftCheckSettings()  # type: ignore[call-arg]
+        settings = DriftCheckSettings.from_environment()
         return DriftCheckFunction(DriftCheckEnvironment(settings, AwsClients(s3=aws, events=bus.events), clock=clock))
 
     return build
@@ -331,7 +331,9 @@ def test_two_checks_in_the_same_second_keep_both_reports(drift_check, traffic):
 def test_bad_events_and_missing_champion_are_errors(aws, bus, function_env):
     function_env("drift_check")
     function = DriftCheckFunction(
-        DriftCheckEnvironment(DriftCheckSettings(), AwsClients(s3=aws, events=bus.events), clock=lambda: NOW)  # type: ignore[call-arg]
+        DriftCheckEnvironment(
+            DriftCheckSettings.from_environment(), AwsClients(s3=aws, events=bus.events), clock=lambda: NOW
+        )
     )
 
     with pytest.raises(ValidationError) as bad:

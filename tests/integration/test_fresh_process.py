@@ -178,7 +178,7 @@ def test_a_forged_champion_runs_no_command_anywhere(
 
     # retrain: continues from the champion's pipeline
     function_settings("retrain")
-    retrain = RetrainFunction(RetrainEnvironment(RetrainSettings(), clients))  # type: ignore[call-arg]
+    retrain = RetrainFunction(RetrainEnvironment(RetrainSettings.from_environment(), clients))
     result = retrain.handle({**load_event("retrain_operator"), "force": True}, None)
     # The champion's pipeline is refused (never unpickled), so it cannot be scored; the candidate trained
     # from the base data goes through the gates and the canary like any other.
@@ -186,7 +186,7 @@ def test_a_forged_champion_runs_no_command_anywhere(
 
     # drift-check: reads the champion's card and the traffic
     function_settings("drift_check")
-    drift = DriftCheckFunction(DriftCheckEnvironment(DriftCheckSettings(), clients))  # type: ignore[call-arg]
+    drift = DriftCheckFunction(DriftCheckEnvironment(DriftCheckSettings.from_environment(), clients))
     drift.handle(load_event("schedule"), None)
 
     # the CLI an operator uses day to day

@@ -14,7 +14,7 @@ def test_predict_settings_read_back_the_stage_config(monkeypatch, stage: str):
     for name, value in function_environment(cfg, "predict").items():
         monkeypatch.setenv(name, value)
 
-    settings = PredictSettings()  # type: ignore[call-arg]
+    settings = PredictSettings.from_environment()
 
     assert settings.registry_bucket == cfg.registry_bucket
     assert settings.data_bucket == cfg.data_bucket
@@ -34,7 +34,7 @@ def test_log_outcome_settings_read_back_the_stage_config(monkeypatch):
     for name, value in function_environment(cfg, "log_outcome").items():
         monkeypatch.setenv(name, value)
 
-    settings = LogOutcomeSettings()  # type: ignore[call-arg]
+    settings = LogOutcomeSettings.from_environment()
 
     assert (settings.outcomes_prefix, settings.max_outcomes) == (cfg.outcomes_prefix, cfg.max_outcomes)
     assert settings.registry_bucket == "mlops-prod-registry"
@@ -45,7 +45,7 @@ def test_model_version_pin_comes_from_the_environment(monkeypatch):
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("MODEL_VERSION", "4")
 
-    assert PredictSettings().model_version == 4  # type: ignore[call-arg]
+    assert PredictSettings.from_environment().model_version == 4
 
 
 @pytest.mark.parametrize(
@@ -58,12 +58,12 @@ def test_settings_refuse_bad_values(monkeypatch, name: str, value: str):
     monkeypatch.setenv(name, value)
 
     with pytest.raises(ValueError):
-        PredictSettings()  # type: ignore[call-arg]
+        PredictSettings.from_environment()
 
 
 def test_settings_need_the_buckets(monkeypatch):
     with pytest.raises(ValueError):
-        PredictSettings()  # type: ignore[call-arg]
+        PredictSettings.from_environment()
 
 
 def test_unknown_stage_and_function():
