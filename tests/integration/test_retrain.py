@@ -21,6 +21,7 @@ from functions.adapters.outcomes import S3OutcomeStore
 from functions.adapters.registry import S3ModelRegistry
 from functions.adapters.rollout_state import S3RolloutStore
 from functions.bootstrap import AwsClients
+from functions.domain import graph
 from functions.domain.card import ModelCard
 from functions.errors import StorageError
 from functions.handlers.retrain import RetrainEnvironment, RetrainFunction, instrument
@@ -271,6 +272,22 @@ def test_without_new_labelled_traffic_only_an_operator_retrains(
 
     assert operator["status"] == "registered"
     assert stores.registry.get_card(NAME, 2).training_data.rows == BASE_ROWS
+
+
+def test_a_candidate_whose_graph_is_not_faithful_is_rejected_like_any_gate(
+    traffic: Traffic, invoke: Any, stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(graph, "TOLERANCE", 1e-300)  # no float64 computation is that faithful
+
+    result = invoke(drift_event())
+
+    assert result["status"] == "rejected" and result["candidate_version"] is None
+    (reason,) = result["reasons"]
+    assert "does not reproduce the pipeline" in reason and "worst rows:" in reason
+    assert result["gates"]["serving_graph"]["passed"] is False
+    assert [c.version for c in stores.registry.list_versions(NAME)] == [1]
+    (rejection,) = stores.history.rejections(NAME)
+    assert rejection["reasons"] == result["reasons"]
 
 
 # -- gates ----------------------------------------------------------------------------------------
