@@ -53,7 +53,7 @@ bench: $(STAMP)  ## print latency, cold-start and drift-check figures, write .be
 synth: layer  ## synthesize the stacks of STAGE (dev) into cdk.out/ (offline, no Docker, no CDK CLI)
 	$(BIN)/python -m infra.app --stage $(STAGE)
 
-layer: $(STAMP)  ## build the Lambda layer for python3.12 x86_64 into layers/build/ and check its size
+layer: $(STAMP)  ## build the Lambda layers for python3.12 x86_64 into layers/build/ and check each function's budget
 	$(BIN)/python -m layers.build
 
 serve: $(STAMP)  ## serve the HTTP API on 127.0.0.1:8080 against moto

@@ -1,10 +1,10 @@
 """`python -m benchmarks.layer_bench`: each function's unzipped size; predict's cold start with and without bytecode.
 
-A cold start is a fresh Python 3.12 process with only the function code, the layer and the runtime
-stand-in (boto3/botocore, compiled, as the Lambda runtime ships it) on ``sys.path``, from a read-only
-copy, without bytecode writing: it imports the predict handler, loads the model from moto S3 and
-answers one request (``layers/probe.py invoke``). The same packages with every ``.pyc`` of the layer
-and the function code deleted are timed alternately. Merges its figures into .bench/latest.json.
+A cold start is a fresh Python 3.12 process with only predict's function code and its layer (the
+serving layer: numpy, onnxruntime, pydantic, Powertools, botocore) on ``sys.path``, from a read-only
+copy, without bytecode writing: it imports the predict handler, loads the model's ONNX graph from moto
+S3 and answers one request (``layers/probe.py invoke predict``). The same packages with every ``.pyc``
+deleted are timed alternately. Merges its figures into .bench/latest.json.
 """
 
 from __future__ import annotations
@@ -55,14 +55,13 @@ def register_model(endpoint: str) -> int:
 
 
 def readonly_copy(base: Path, *, bytecode: bool) -> list[Path]:
-    """Function code, layer and runtime stand-in copied under ``base``, read-only; the roots in sys.path order."""
-    roots = [base / "task", base / "opt" / "python", base / "runtime"]
-    for source, dest in zip(
-        (layer_build.FUNCTION_DIR, layer_build.LAYER_PYTHON, layer_build.RUNTIME_DIR), roots, strict=True
-    ):
-        shutil.copytree(source, dest, symlinks=True)
+    """Predict's code and layers copied under ``base`` (layers merged, as Lambda does), read-only; sys.path order."""
+    roots = [base / "task", base / "opt" / "python"]
+    shutil.copytree(layer_build.FUNCTION_DIR, roots[0], symlinks=True)
+    for layer in layer_build.FUNCTION_LAYERS["predict"]:
+        shutil.copytree(layer_build.layer_python(layer), roots[1], symlinks=True, dirs_exist_ok=True)
     if not bytecode:
-        for root in roots[:2]:  # the runtime's own packages keep theirs, as on Lambda
+        for root in roots:
             layer_build.remove_bytecode(root)
     subprocess.run(["chmod", "-R", "a-w", str(base)], check=True)
     return roots
@@ -71,7 +70,7 @@ def readonly_copy(base: Path, *, bytecode: bool) -> list[Path]:
 def cold_start(python312: Path, roots: list[Path], env: dict[str, str]) -> dict[str, float]:
     """One cold start in a fresh process; the child's own timings and the parent's wall clock."""
     started = time.perf_counter()
-    child = layer_build.run_probe(python312, "invoke", str(EVENT), layer_build.probe_env(env, roots=roots))
+    child = layer_build.run_probe(python312, "invoke", ["predict", str(EVENT)], layer_build.probe_env(env, roots=roots))
     wall_ms = (time.perf_counter() - started) * 1000.0
     status = child["response"]["statusCode"]
     if status != 200:
@@ -101,15 +100,15 @@ def _median(samples: list[dict[str, float]], key: str) -> float:
 def report(manifest: dict[str, Any], samples: dict[str, list[dict[str, float]]]) -> dict[str, float]:
     """Print the sizes and the cold-start table; return the flat figures."""
     sizes = manifest["sizes_bytes"]
-    mib = layer_build.MIB
+    budgets = manifest["budgets_bytes"]
     print()
-    print(
-        f"unzipped sizes (one layer and one code asset shared by all; budget {manifest['budget_bytes'] / mib:.0f} MiB)"
-    )
-    print(f"  {'layer':<14}{sizes['layer'] / mib:8.1f} MiB")
-    print(f"  {'function code':<14}{sizes['function'] / mib:8.1f} MiB")
+    print("unzipped sizes, decimal bytes (code + the function's layers, against its budget):")
+    for name, size in sizes["layers"].items():
+        print(f"  {name + ' layer':<16}{size / 1e6:8.1f} MB")
+    print(f"  {'function code':<16}{sizes['function'] / 1e6:8.1f} MB")
     for name, total in sizes["per_function_total"].items():
-        print(f"  {name:<14}{total / mib:8.1f} MiB  code + layer")
+        layers = " + ".join(manifest["function_layers"][name])
+        print(f"  {name:<16}{total / 1e6:8.1f} MB of {budgets[name] / 1e6:.0f} MB  code + {layers}")
     print()
     print(f"predict cold start, Python {layer_build.PYTHON_VERSION}, read-only, no bytecode writing, median of {RUNS}:")
     print(f"  {'':<22}{'total':>9}{'import':>9}{'1st req':>9}{'wall':>9}   (ms; total = import + model load + request)")
@@ -124,9 +123,10 @@ def report(manifest: dict[str, Any], samples: dict[str, list[dict[str, float]]])
         f"  ratio {ratio:.2f}x ({verdict} the target of at most {TARGET_RATIO}x); load average {os.getloadavg()[0]:.2f}"
     )
     return {
-        "layer_bytes": sizes["layer"],
+        "layer_bytes": sum(sizes["layers"][layer] for layer in manifest["function_layers"]["predict"]),
+        **{f"{name}_layer_bytes": size for name, size in sizes["layers"].items()},
         "function_bytes": sizes["function"],
-        "predict_total_bytes": sizes["per_function_total"]["predict"],
+        **{f"{name}_total_bytes": total for name, total in sizes["per_function_total"].items()},
         "cold_start_bytecode_ms": round(with_pyc, 1),
         "cold_start_no_bytecode_ms": round(without, 1),
         "cold_start_bytecode_ratio": round(ratio, 3),
@@ -136,7 +136,7 @@ def report(manifest: dict[str, Any], samples: dict[str, list[dict[str, float]]])
 def main() -> None:
     started = time.perf_counter()
     progress(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (other work here slows both variants)")
-    progress("building the layer (cached when the pins and the function code are unchanged)")
+    progress("building the layers (cached when the pins and the function code are unchanged)")
     manifest = layer_build.build()
     python312 = layer_build.find_python312()
     progress("starting moto S3 on 127.0.0.1")

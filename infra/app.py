@@ -59,7 +59,7 @@ def add_stage(app: App, stage: str, assets: AssetDirs) -> dict[str, Stack]:
         settings=settings,
         assets=assets,
         storage=refs,
-        layer=serving.layer,
+        serving_layer=serving.layer,
         env=env,
         tags=tags,
         description=f"{config.app_name} {stage}: drift-check, retrain, rollout, alarms and dashboard",

@@ -2,42 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from layers.build import LAYER_PACKAGES
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "layers" / "build"
 
 
 class MissingAssetsError(RuntimeError):
-    """The layer or function asset directory is missing or does not have the expected layout."""
+    """A layer or the function asset directory is missing or does not have the expected layout."""
 
 
 @dataclass(frozen=True)
 class AssetDirs:
-    """``layer/`` (holding ``python/``) and ``function/`` (holding the ``functions`` package)."""
+    """``layers/<name>/`` (each holding ``python/``) and ``function/`` (holding the ``functions`` package)."""
 
-    layer: Path
+    layers: Mapping[str, Path]
     function: Path
 
     @classmethod
     def under(cls, root: Path | str) -> AssetDirs:
-        """The layout ``python -m layers.build`` writes: ``<root>/layer`` and ``<root>/function``."""
+        """The layout ``python -m layers.build`` writes: ``<root>/layers/<name>`` and ``<root>/function``."""
         base = Path(root)
-        return cls(layer=base / "layer", function=base / "function")
+        return cls(layers={name: base / "layers" / name for name in LAYER_PACKAGES}, function=base / "function")
 
     def checked(self) -> AssetDirs:
-        """Self, once both directories exist with the layout Lambda expects; ``MissingAssetsError`` otherwise."""
-        missing = [
-            str(path)
-            for path in (self.layer / "python", self.function / "functions" / "__init__.py")
-            if not path.exists()
-        ]
+        """Self, once every directory exists with the layout Lambda expects; ``MissingAssetsError`` otherwise."""
+        expected = [*(path / "python" for path in self.layers.values()), self.function / "functions" / "__init__.py"]
+        missing = [str(path) for path in expected if not path.exists()]
         if missing:
             raise MissingAssetsError(
                 "Lambda assets not found: "
                 + ", ".join(missing)
-                + ". Run `make layer` (python -m layers.build) first; it writes layers/build/layer and"
+                + ". Run `make layer` (python -m layers.build) first; it writes layers/build/layers/<name> and"
                 " layers/build/function. Tests may pass `-c asset_dirs=<dir>` with the same layout."
             )
         return self

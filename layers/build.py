@@ -1,21 +1,25 @@
-"""Build the Lambda layer and the function code asset for python3.12 on x86_64, without Docker.
+"""Build the Lambda layers and the function code asset for python3.12 on x86_64, without Docker.
 
 ``python -m layers.build [--force]`` (``make layer``) writes:
 
-- ``layers/build/layer/python/``: the third-party packages (Lambda mounts a layer's ``python/`` at
-  ``/opt/python``); one layer, shared by every function;
+- ``layers/build/layers/serving/python/``: numpy, onnxruntime (pruned to what its Python binding loads),
+  pydantic, Powertools, pysimdjson, boto3 and botocore (its data pruned to the services the functions
+  call). Every function mounts it; predict and log-outcome mount nothing else.
+- ``layers/build/layers/science/python/``: scikit-learn, scipy, joblib, threadpoolctl, onnx, skl2onnx,
+  skops and what only they need, for drift-check, retrain and rollout (on top of the serving layer);
 - ``layers/build/function/``: the ``functions`` package without ``functions/local`` (the CLI and the
   local runtime), the one code asset of every function;
-- ``layers/build/runtime/python/``: boto3 and botocore for cp312, a stand-in for what the Lambda runtime
-  provides, used by the checks here; never deployed;
-- ``layers/build/manifest.json``: versions, sizes, the budget and the hashes that make a rebuild skippable.
+- ``layers/build/manifest.json``: versions, sizes, budgets and the hashes that make a rebuild skippable.
 
-Steps: resolve the project's runtime dependencies for cp312 manylinux x86_64 under the lock's pins, minus
-what the runtime provides; install them; remove tests, sources, headers, stubs and the scipy subpackages
-scikit-learn does not import; strip the extension modules; compile bytecode with Python 3.12
-(unchecked-hash, so it stays valid on Lambda's read-only file system); verify with Python 3.12 that every
-deployed module imports and every estimator kind trains, loads and predicts from the pruned layer; check
-the pinned versions and each function's unzipped size against the budget. See layers/README.md.
+Steps per layer: resolve its packages for cp312 manylinux x86_64 under the lock's pins, stopping at what an
+earlier layer holds and at dependencies nothing imports; install them; remove tests, sources, headers,
+stubs, what the functions never load (unused scipy subpackages, onnxruntime's C API library and tools,
+botocore's data of other services); strip the extension modules; compile bytecode with Python 3.12
+(unchecked-hash, so it stays valid on Lambda's read-only file system) for the serving layer and the code.
+Then verify with Python 3.12 that
+every estimator kind trains, converts, checks and saves with both layers, that its graph serves from the
+serving layer alone without scikit-learn, and check each function's unzipped size against its budget.
+See layers/README.md.
 """
 
 from __future__ import annotations
@@ -51,10 +55,8 @@ DATA_DIR = ROOT / "data"
 PROBE = Path(__file__).resolve().parent / "probe.py"
 
 BUILD_DIR = ROOT / "layers" / "build"
-LAYER_DIR = BUILD_DIR / "layer"  # the layer asset: a zip of this folder holds python/
-LAYER_PYTHON = LAYER_DIR / "python"
+LAYERS_DIR = BUILD_DIR / "layers"  # one folder per layer asset; a zip of each holds python/
 FUNCTION_DIR = BUILD_DIR / "function"  # the function code asset
-RUNTIME_DIR = BUILD_DIR / "runtime" / "python"  # boto3/botocore stand-in for the Lambda runtime; not deployed
 MANIFEST = BUILD_DIR / "manifest.json"
 LOCK = BUILD_DIR / ".lock"
 
@@ -66,19 +68,45 @@ PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")
 LAYER_MOUNT = "/opt/python"
 TASK_ROOT = "/var/task"
 
-MIB = 1024 * 1024
-BUDGET_BYTES = 200 * MIB  # our budget: function code plus all its layers, unzipped
-HARD_LIMIT_BYTES = 250 * MIB  # Lambda's quota (262,144,000 bytes)
-
-# Every function runs the same code asset with the same one layer.
+SERVING, SCIENCE = "serving", "science"
+# The project's runtime dependencies (pyproject.toml), each in exactly one layer; a layer also gets what
+# its packages need and no earlier layer holds. A new dependency fails the build until it is placed here.
+LAYER_PACKAGES: dict[str, tuple[str, ...]] = {
+    SERVING: ("aws-lambda-powertools", "boto3", "numpy", "onnxruntime", "pydantic", "pysimdjson"),
+    SCIENCE: ("joblib", "onnx", "scikit-learn", "scipy", "skl2onnx", "skops"),
+}
+LAYER_DESCRIPTIONS = {
+    SERVING: "numpy, onnxruntime, pydantic, Powertools, pysimdjson, boto3/botocore",
+    SCIENCE: "scikit-learn, scipy, joblib, onnx, skl2onnx, skops",
+}
 FUNCTIONS = ("predict", "log_outcome", "drift_check", "retrain", "rollout")
-FUNCTION_LAYERS: dict[str, tuple[str, ...]] = dict.fromkeys(FUNCTIONS, ("layer",))
+FUNCTION_LAYERS: dict[str, tuple[str, ...]] = {
+    "predict": (SERVING,),
+    "log_outcome": (SERVING,),
+    "drift_check": (SERVING, SCIENCE),
+    "retrain": (SERVING, SCIENCE),
+    "rollout": (SERVING, SCIENCE),
+}
+# Decimal bytes of function code plus layers, unzipped; Lambda's quota is 262,144,000.
+BUDGETS: dict[str, int] = {"predict": 150_000_000, "log_outcome": 150_000_000} | dict.fromkeys(
+    ("drift_check", "retrain", "rollout"), 250_000_000
+)
+HARD_LIMIT_BYTES = 262_144_000
+# Bytecode compiled by Python 3.12 ships with the serving layer and the function code (predict's cold start
+# is what clients wait for). The science layer ships without: its bytecode (about 30 MB) would take retrain
+# past its budget, and the loop's functions run on schedules where a slower cold start costs no client.
+BYTECODE: dict[str, bool] = {SERVING: True, SCIENCE: False}
 
-PINNED = ("numpy", "scipy", "scikit-learn", "joblib")  # a model loads only under the versions that saved it
-# Provided by the Lambda python3.12 runtime: not shipped, and the dependency walk stops at them, so what
-# only they need (s3transfer, urllib3, python-dateutil, six) stays out; jmespath stays in (Powertools needs it).
-RUNTIME_PROVIDED = frozenset({"boto3", "botocore"})
-FORBIDDEN = ("pandas", "pyarrow", "polars", "boto3", "botocore")  # scikit-learn imports pandas when installed
+# Declared by onnxruntime but never imported by its Python binding (the serving check imports and runs it
+# without them); onnx and skops bring protobuf and packaging into the science layer where they are used.
+UNUSED_DEPENDENCIES: dict[str, frozenset[str]] = {
+    SERVING: frozenset({"flatbuffers", "packaging", "protobuf"}),
+    SCIENCE: frozenset({"flatbuffers"}),
+}
+# Never in any layer (scikit-learn imports pandas when installed); nor, in the serving layer, what serving
+# must not carry.
+FORBIDDEN = ("pandas", "pyarrow", "polars", "sympy")
+FORBIDDEN_IN_SERVING = ("scipy", "scikit-learn", "joblib", "skops", "onnx", "skl2onnx", "threadpoolctl")
 
 TEST_DIRS = frozenset({"tests", "test"})  # not "testing": numpy.testing is imported by scikit-learn
 TEST_FILES = frozenset({"conftest.py"})
@@ -87,21 +115,31 @@ SOURCE_SUFFIXES: tuple[str, ...] = (".pyx", ".pxd", ".pxi", ".c", ".cc", ".cpp",
 SOURCE_SUFFIXES += (".f", ".f90", ".pyi", ".tp", ".a")
 SOURCE_NAMES = frozenset({"meson.build"})
 # scipy subpackages nothing in the layer imports at module level; see the checks in prune_scipy().
-UNUSED_SCIPY = ("cluster", "datasets", "differentiate", "fftpack", "io", "misc", "odr", "signal")
+# scipy.io stays: skops lists every scikit-learn estimator at import (all_estimators imports every module of
+# scikit-learn), and scikit-learn's data set loaders import scipy.io.
+UNUSED_SCIPY = ("cluster", "datasets", "differentiate", "fftpack", "misc", "odr", "signal")
 # Lazy imports of a removed subpackage that stay, each inside a feature the functions do not use.
 KNOWN_LAZY_REFERENCES = {
     ("sklearn/cluster/_agglomerative.py", "scipy.cluster"),  # AgglomerativeClustering's full tree
-    ("sklearn/datasets/_olivetti_faces.py", "scipy.io"),  # a data set downloader
 }
-# scikit-learn modules that may fail to import once scipy.io is gone: the data set loaders and the test
-# helpers that use them. A pickled model never refers to them; anything else failing fails the build.
-ALLOWED_BROKEN_SKLEARN = ("sklearn.datasets", "sklearn.utils.estimator_checks")
+# scikit-learn modules allowed to fail to import: none, since skops imports them all (see UNUSED_SCIPY).
+ALLOWED_BROKEN_SKLEARN: tuple[str, ...] = ()
+# onnxruntime's offline tools (quantization, transformer optimisation, model conversion, the ONNX backend
+# API, sample data) import onnx, sympy or torch; the binding loads none of them. Nor does it load the C
+# API library (capi/libonnxruntime.so.*: `ldd` on the pybind module lists no such dependency).
+UNUSED_ONNXRUNTIME = ("backend", "datasets", "quantization", "tools", "transformers")
+UNUSED_ONNXRUNTIME_FILES = ("capi/libonnxruntime.so.*", "capi/convert_npz_to_onnx_adapter.py")
+# The AWS services the functions' clients call (functions/bootstrap.py), and xray, whose client the X-Ray
+# SDK creates at import to poll sampling rules; botocore keeps only their data. The build fails if the
+# function code names a client of another service.
+AWS_SERVICES = ("cloudwatch", "events", "lambda", "s3", "xray")
+CLIENT_CALL = re.compile(r"""(?:new_client|\.client)\(\s*["']([a-z0-9-]+)["']""")
 
 PIP_NOISE = re.compile(r"is ignored: it is neither a file nor a directory")
 
 
 class BuildError(Exception):
-    """The build cannot produce a layer that meets its contract; the message says why and what to do."""
+    """The build cannot produce layers that meet their contract; the message says why and what to do."""
 
 
 def progress(message: str) -> None:
@@ -109,8 +147,13 @@ def progress(message: str) -> None:
     print(f"[layer {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def mib(n: int) -> str:
-    return f"{n / MIB:7.1f} MiB"
+def mb(n: int) -> str:
+    return f"{n / 1e6:7.1f} MB"
+
+
+def layer_python(layer: str) -> Path:
+    """``python/`` of a layer: what Lambda merges into /opt/python."""
+    return LAYERS_DIR / layer / "python"
 
 
 # -- inputs ------------------------------------------------------------------------------------------------
@@ -131,10 +174,23 @@ def read_lock(path: Path = LOCK_FILE) -> dict[NormalizedName, str]:
 
 
 def runtime_requirements() -> list[Requirement]:
-    """The project's runtime dependencies (pyproject.toml), minus what the Lambda runtime provides."""
+    """The project's runtime dependencies (pyproject.toml)."""
     project = tomllib.loads(PYPROJECT.read_text())["project"]
-    requirements = [Requirement(spec) for spec in project["dependencies"]]
-    return [r for r in requirements if canonicalize_name(r.name) not in RUNTIME_PROVIDED]
+    return [Requirement(spec) for spec in project["dependencies"]]
+
+
+def layer_requirements(layer: str) -> list[Requirement]:
+    """The runtime dependencies placed in ``layer`` (LAYER_PACKAGES); fails on a dependency placed nowhere."""
+    requirements = runtime_requirements()
+    placed = {canonicalize_name(n) for names in LAYER_PACKAGES.values() for n in names}
+    unplaced = sorted(r.name for r in requirements if canonicalize_name(r.name) not in placed)
+    if unplaced:
+        raise BuildError(
+            f"pyproject.toml depends on {', '.join(unplaced)}, which no layer holds: add it to LAYER_PACKAGES "
+            "in layers/build.py (the serving layer only if predict or log-outcome import it)"
+        )
+    wanted = {canonicalize_name(n) for n in LAYER_PACKAGES[layer]}
+    return [r for r in requirements if canonicalize_name(r.name) in wanted]
 
 
 def _python_version(python: str) -> str | None:
@@ -194,7 +250,7 @@ def _tooling_hash() -> str:
 def pins_hash(lock: dict[NormalizedName, str], names: Iterable[str]) -> str:
     """Hash of what decides the layer: the lock's pins of ``names``, the runtime requirements, the target, the tooling.
 
-    ``names`` are the packages of the last build (layer and runtime stand-in). A pin of any other package
+    ``names`` are the packages of the last build (every layer). A pin of any other package
     cannot change the layer: a new dependency only comes in through a new version of a package already in it,
     or through pyproject.toml, and both are in the hash.
     """
@@ -205,7 +261,7 @@ def pins_hash(lock: dict[NormalizedName, str], names: Iterable[str]) -> str:
         digest.update(f"{name}=={lock.get(name, '<unpinned>')}\n".encode())
     for requirement in sorted(str(r) for r in runtime_requirements()):
         digest.update(f"requires {requirement}\n".encode())
-    digest.update(f"{RUNTIME} {ARCHITECTURE} {PLATFORMS} {sorted(RUNTIME_PROVIDED)}\n".encode())
+    digest.update(f"{RUNTIME} {ARCHITECTURE} {PLATFORMS} {LAYER_PACKAGES} {UNUSED_DEPENDENCIES}\n".encode())
     digest.update(_tooling_hash().encode())
     return digest.hexdigest()
 
@@ -461,6 +517,55 @@ def prune_scipy(root: Path) -> list[str]:
     return removed
 
 
+def prune_onnxruntime(root: Path) -> list[str]:
+    """Remove what onnxruntime's Python binding never loads: the C API library and the offline tools."""
+    package = root / "onnxruntime"
+    if not package.is_dir():
+        return []
+    removed = []
+    for name in UNUSED_ONNXRUNTIME:
+        if (package / name).is_dir():
+            shutil.rmtree(package / name)
+            removed.append(f"onnxruntime/{name}")
+    for pattern in UNUSED_ONNXRUNTIME_FILES:
+        for path in sorted(package.glob(pattern)):
+            path.unlink()
+            removed.append(str(path.relative_to(root)))
+    return removed
+
+
+def called_services(sources: Iterable[Path]) -> set[str]:
+    """The AWS services the function code creates clients for (``new_client("s3")``, ``.client("events")``)."""
+    found: set[str] = set()
+    for path in sources:
+        if path.suffix == ".py":
+            found.update(CLIENT_CALL.findall(path.read_text(encoding="utf-8")))
+    return found
+
+
+def prune_aws_data(root: Path) -> int:
+    """Keep only AWS_SERVICES' models in botocore's and boto3's data; returns how many services went.
+
+    Raises:
+        BuildError: the function code calls a service whose data would be removed.
+    """
+    missing = sorted(called_services(function_sources()) - set(AWS_SERVICES))
+    if missing:
+        raise BuildError(f"the functions create clients for {', '.join(missing)}: add them to AWS_SERVICES")
+    removed = 0
+    for data in (root / "botocore" / "data", root / "boto3" / "data"):
+        if not data.is_dir():
+            continue
+        for service in sorted(p for p in data.iterdir() if p.is_dir()):
+            if service.name not in AWS_SERVICES:
+                shutil.rmtree(service)
+                removed += 1
+    for name in AWS_SERVICES:
+        if not (root / "botocore" / "data" / name).is_dir():
+            raise BuildError(f"botocore has no data for {name!r}: check AWS_SERVICES")
+    return removed
+
+
 def strip_extensions(root: Path) -> int:
     """``strip --strip-unneeded`` the extension modules; never the vendored libraries in ``*.libs/``.
 
@@ -513,63 +618,77 @@ def remove_bytecode(root: Path) -> None:
 class LayerResult:
     packages: dict[str, str]
     steps: list[dict[str, Any]]
-    runtime_provided: dict[str, str]
 
 
 def _measure(steps: list[dict[str, Any]], target: Path, step: str, removed: int | list[str] | None) -> None:
     """Record and print the layer's size after ``step``."""
     size = tree_bytes(target)
     steps.append({"step": step, "bytes": size, "removed": removed})
-    detail = "" if removed is None else f"  (removed: {removed if isinstance(removed, int) else ', '.join(removed)})"
-    progress(f"{step:<34} {mib(size)}{detail}")
+    if isinstance(removed, list):
+        removed = len(removed)
+    detail = "" if removed is None else f"  (removed: {removed})"
+    progress(f"  {step:<38} {mb(size)}{detail}")
 
 
-def build_layer(python312: Path, lock: dict[NormalizedName, str]) -> LayerResult:
-    """Resolve, install, prune, strip and compile the layer into LAYER_PYTHON (replacing it)."""
-    requirements = runtime_requirements()
-    progress(f"resolving {', '.join(str(r) for r in requirements)} for cp312 {'+'.join(PLATFORMS)}")
-    packages = resolve(requirements, LOCK_FILE, RUNTIME_PROVIDED)
-    progress(f"{len(packages)} packages: " + ", ".join(f"{n}=={v}" for n, v in packages.items()))
-    for name in map(canonicalize_name, PINNED):
-        if packages.get(name) != lock.get(name):
-            raise BuildError(f"{name} resolved to {packages.get(name)}, but requirements.lock pins {lock.get(name)}")
-    unpinned = sorted(n for n in packages if n not in lock)
-    if unpinned:
-        progress(f"warning: not pinned in requirements.lock (resolved afresh each build): {', '.join(unpinned)}")
+def resolve_layers(lock: dict[NormalizedName, str]) -> dict[str, dict[str, str]]:
+    """Each layer's packages: its requirements' closure, minus what an earlier layer holds or nothing imports."""
+    held: set[str] = set()
+    resolved: dict[str, dict[str, str]] = {}
+    for layer in LAYER_PACKAGES:
+        requirements = layer_requirements(layer)
+        progress(f"resolving the {layer} layer: {', '.join(str(r) for r in requirements)}")
+        packages = resolve(requirements, LOCK_FILE, frozenset(held | UNUSED_DEPENDENCIES[layer]))
+        progress(f"  {len(packages)} packages: " + ", ".join(f"{n}=={v}" for n, v in packages.items()))
+        unpinned = sorted(n for n in packages if n not in lock)
+        if unpinned:
+            progress(f"  warning: not pinned in requirements.lock (resolved afresh each build): {', '.join(unpinned)}")
+        resolved[layer] = packages
+        held |= set(packages)
+    return resolved
 
-    staging = BUILD_DIR / ".staging"
+
+def build_layer(layer: str, packages: dict[str, str], python312: Path, lock: dict[NormalizedName, str]) -> LayerResult:
+    """Install, prune, strip and compile one layer into ``layer_python(layer)`` (replacing it)."""
+    staging = BUILD_DIR / ".staging" / layer
     shutil.rmtree(staging, ignore_errors=True)
     target = staging / "python"
     target.mkdir(parents=True)
-    progress("installing (pip --only-binary, --no-deps, --no-compile)")
+    progress(f"{layer} layer: installing {len(packages)} packages (pip --only-binary, --no-deps, --no-compile)")
     install(packages, target)
+    shutil.rmtree(target / "bin", ignore_errors=True)  # console scripts: nothing on Lambda runs them
     steps: list[dict[str, Any]] = []
     _measure(steps, target, "installed (no bytecode)", None)
-    _measure(steps, target, "without test suites", len(prune_tests(target)))
+    _measure(steps, target, "without test suites", prune_tests(target))
     _measure(steps, target, "without sources, headers, stubs", prune_sources(target))
-    _measure(steps, target, "without unused scipy subpackages", prune_scipy(target))
+    if (target / "scipy").is_dir():
+        _measure(steps, target, "without unused scipy subpackages", prune_scipy(target))
+    if (target / "onnxruntime").is_dir():
+        _measure(steps, target, "without onnxruntime's C API and tools", prune_onnxruntime(target))
+    if (target / "botocore").is_dir():
+        _measure(steps, target, f"botocore data: {', '.join(AWS_SERVICES)}", prune_aws_data(target))
     _measure(steps, target, "extension modules stripped", strip_extensions(target))
-    progress(f"compiling bytecode with {python312} (unchecked-hash)")
-    compile_bytecode(python312, target, LAYER_MOUNT)
-    _measure(steps, target, "with cp312 bytecode", None)
+    if BYTECODE[layer]:
+        compile_bytecode(python312, target, LAYER_MOUNT)
+        _measure(steps, target, "with cp312 bytecode", None)
 
     versions = installed_versions(target)
-    check_versions(versions, lock)
-    forbidden = [name for name in FORBIDDEN if name in versions or (target / name).exists()]
-    if forbidden:
-        raise BuildError(f"the layer must not contain {', '.join(forbidden)}")
+    check_versions(versions, lock, LAYER_PACKAGES[layer])
+    forbidden = [*FORBIDDEN, *(FORBIDDEN_IN_SERVING if layer == SERVING else ())]
+    present = [name for name in forbidden if name in versions or (target / name.replace("-", "_")).exists()]
+    if present:
+        raise BuildError(f"the {layer} layer must not contain {', '.join(present)}")
 
-    shutil.rmtree(LAYER_DIR, ignore_errors=True)
-    LAYER_DIR.mkdir(parents=True)
-    target.rename(LAYER_PYTHON)
+    destination = LAYERS_DIR / layer
+    shutil.rmtree(destination, ignore_errors=True)
+    destination.mkdir(parents=True)
+    target.rename(destination / "python")
     shutil.rmtree(staging, ignore_errors=True)
-    runtime = build_runtime_standin(python312)
-    return LayerResult(packages=versions, steps=steps, runtime_provided=runtime)
+    return LayerResult(packages=versions, steps=steps)
 
 
-def check_versions(versions: dict[str, str], lock: dict[NormalizedName, str]) -> None:
-    """Fail unless every package the lock pins has the locked version, and the pinned four are present."""
-    missing = [name for name in PINNED if name not in versions]
+def check_versions(versions: dict[str, str], lock: dict[NormalizedName, str], required: Iterable[str]) -> None:
+    """Fail unless every package the lock pins has the locked version, and every ``required`` one is present."""
+    missing = [name for name in required if canonicalize_name(name) not in versions]
     wrong = [
         f"{name} {version} (requirements.lock: {lock[canonicalize_name(name)]})"
         for name, version in versions.items()
@@ -579,20 +698,21 @@ def check_versions(versions: dict[str, str], lock: dict[NormalizedName, str]) ->
         raise BuildError(
             "the layer's versions differ from requirements.lock: "
             + "; ".join([*(f"{m} missing" for m in missing), *wrong])
-            + " (a model loads only under the scikit-learn, numpy, scipy and joblib that saved it)"
+            + " (a pipeline loads only under the scikit-learn, numpy and scipy that saved it)"
         )
 
 
-def build_runtime_standin(python312: Path) -> dict[str, str]:
-    """boto3 and botocore at the lock's pins, for cp312, in RUNTIME_DIR: what the Lambda runtime provides."""
-    requirements = [Requirement(name) for name in sorted(RUNTIME_PROVIDED)]
-    progress("runtime stand-in (not deployed): " + ", ".join(sorted(RUNTIME_PROVIDED)))
-    packages = resolve(requirements, LOCK_FILE, frozenset())
-    shutil.rmtree(RUNTIME_DIR.parent, ignore_errors=True)
-    RUNTIME_DIR.mkdir(parents=True)
-    install(packages, RUNTIME_DIR)
-    compile_bytecode(python312, RUNTIME_DIR, "/var/runtime")
-    return packages
+def check_disjoint(results: dict[str, LayerResult]) -> None:
+    """No top-level name in two layers: Lambda merges them into /opt/python, where one would hide the other."""
+    owners: dict[str, str] = {}
+    clashes = []
+    for layer in results:
+        for path in layer_python(layer).iterdir():
+            if path.name in owners and path.name != "__pycache__":
+                clashes.append(f"{path.name} ({owners[path.name]} and {layer})")
+            owners[path.name] = layer
+    if clashes:
+        raise BuildError(f"the layers overlap: {', '.join(clashes)}")
 
 
 def build_function(python312: Path) -> None:
@@ -606,9 +726,14 @@ def build_function(python312: Path) -> None:
     progress(f"function code: {len(function_sources())} files of functions/ (without functions/local)")
 
 
+def function_roots(function: str) -> list[Path]:
+    """``sys.path`` of ``function`` on Lambda, in order: its code, then its layers (merged at /opt/python)."""
+    return [FUNCTION_DIR, *(layer_python(layer) for layer in FUNCTION_LAYERS[function])]
+
+
 def probe_env(extra: dict[str, str] | None = None, roots: Iterable[Path] | None = None) -> dict[str, str]:
-    """A clean environment for the probe: PYTHONPATH = function code, layer, runtime stand-in; no bytecode writes."""
-    roots = list(roots) if roots is not None else [FUNCTION_DIR, LAYER_PYTHON, RUNTIME_DIR]
+    """A clean environment for the probe: PYTHONPATH = function code, then layers; no bytecode writes."""
+    roots = list(roots) if roots is not None else function_roots("retrain")
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
@@ -622,15 +747,22 @@ def probe_env(extra: dict[str, str] | None = None, roots: Iterable[Path] | None 
     return env
 
 
-def probe_command(python312: Path, mode: str, argument: str) -> list[str]:
+def probe_command(python312: Path, mode: str, *arguments: str) -> list[str]:
     """The probe's command line: no script folder, no current folder, no site-packages on ``sys.path``."""
-    return [str(python312), "-P", "-S", "-s", str(PROBE), mode, argument]
+    return [str(python312), "-P", "-S", "-s", str(PROBE), mode, *arguments]
 
 
-def run_probe(python312: Path, mode: str, argument: str, env: dict[str, str], timeout: float = 300) -> dict[str, Any]:
+def run_probe(
+    python312: Path, mode: str, arguments: list[str], env: dict[str, str], timeout: float = 600
+) -> dict[str, Any]:
     """Run the probe; its last stdout line is its JSON result. Raises BuildError with its stderr on failure."""
     result = subprocess.run(
-        probe_command(python312, mode, argument), env=env, capture_output=True, text=True, timeout=timeout, check=False
+        probe_command(python312, mode, *arguments),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     lines = result.stdout.strip().splitlines()
     if result.returncode != 0 or not lines:
@@ -641,13 +773,8 @@ def run_probe(python312: Path, mode: str, argument: str, env: dict[str, str], ti
     return parsed
 
 
-def verify_layer(python312: Path) -> dict[str, Any]:
-    """Import everything and train/predict every estimator kind under Python 3.12 with only the build on sys.path."""
-    progress(f"verifying under Python {PYTHON_VERSION}: imports, train/save/load/predict per estimator kind, drift")
-    env = probe_env({"AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"})
-    before = _pyc_count()
-    result = run_probe(python312, "verify", str(DATA_DIR), env)
-    shipped = {p.name for p in LAYER_PYTHON.iterdir()} | {p.stem for p in LAYER_PYTHON.glob("*.py")} | {"functions"}
+def _judge_imports(result: dict[str, Any], shipped: set[str]) -> tuple[list[str], list[str], list[str]]:
+    """(optional, by design, failed) among the probe's failed imports."""
     optional, by_design, failed = [], [], []
     for name, failure in sorted(result["failed_imports"].items()):
         missing = failure["missing"]
@@ -657,53 +784,89 @@ def verify_layer(python312: Path) -> dict[str, Any]:
             by_design.append(f"{name} (needs {missing})")  # needs what the pruning removed, by design
         else:
             failed.append(f"  import {name}: {failure['error']}")
-    problems = failed + [f"  imported from outside the build: {line}" for line in result["imports_outside"]]
+    return optional, by_design, failed
+
+
+def _shipped(roots: Iterable[Path]) -> set[str]:
+    return {p.name for root in roots for p in root.iterdir()} | {p.stem for root in roots for p in root.glob("*.py")}
+
+
+def verify_layers(python312: Path) -> dict[str, Any]:
+    """Under Python 3.12 with only the build on sys.path: train/convert/save every estimator kind with both
+    layers, then serve each graph from the serving layer alone, with nothing of scikit-learn importable."""
+    aws = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+    env = probe_env(aws, roots=function_roots("retrain"))
+    before = _pyc_count()
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory() as graphs:
+        progress(f"verifying under Python {PYTHON_VERSION}: imports, train/convert/check/save per estimator kind")
+        science = run_probe(python312, "verify", [str(DATA_DIR), graphs], env)
+        optional, by_design, failed = _judge_imports(science, _shipped(function_roots("retrain")))
+        problems += failed + [f"  imported from outside the build: {line}" for line in science["imports_outside"]]
+        progress("verifying the serving layer alone: predict and log-outcome import, every graph serves")
+        serving = run_probe(python312, "serve-check", [graphs], probe_env(aws, roots=function_roots("predict")))
+    s_optional, _, s_failed = _judge_imports(serving, _shipped(function_roots("predict")))
+    problems += [f"  (serving) {line.strip()}" for line in s_failed]
+    problems += [f"  (serving) imported from outside the build: {line}" for line in serving["imports_outside"]]
+    problems += [f"  (serving) loaded {name}, which predict must not" for name in serving["forbidden_loaded"]]
+    problems += [f"  (serving) {key}: {why}" for key, why in serving["graph_failures"].items()]
+    if set(serving["graphs"]) != set(science["estimators"]):
+        problems.append(f"  (serving) served {sorted(serving['graphs'])}, trained {sorted(science['estimators'])}")
     if _pyc_count() != before:
         problems.append("  bytecode was written during the check (the shipped .pyc did not cover every module)")
     if problems:
-        raise BuildError("the layer failed its check under Python 3.12:\n" + "\n".join(problems))
+        raise BuildError(f"the layers failed their check under Python {PYTHON_VERSION}:\n" + "\n".join(problems))
     progress(
-        f"verified: {result['modules']} modules imported, {len(result['estimators'])} estimators trained and predicted"
+        f"verified: {science['modules']} modules imported, {len(science['estimators'])} estimators trained, "
+        f"converted, checked and saved; {len(serving['graphs'])} graphs served by the serving layer alone "
+        f"({serving['modules']} modules)"
     )
     progress(f"  not importable by design (pruned): {', '.join(by_design) or 'none'}")
     progress(f"  not importable without optional packages never installed: {', '.join(optional) or 'none'}")
-    return result
+    if s_optional:
+        progress(f"  serving layer, optional packages never installed: {', '.join(s_optional)}")
+    return {"science": science["estimators"], "serving": serving["graphs"]}
 
 
 def _pyc_count() -> int:
-    return sum(1 for root in (LAYER_PYTHON, FUNCTION_DIR) for _ in root.rglob("*.pyc"))
+    roots = (*(layer_python(n) for n in LAYER_PACKAGES), FUNCTION_DIR)
+    return sum(1 for root in roots for _ in root.rglob("*.pyc"))
 
 
 # -- sizes, manifest ---------------------------------------------------------------------------------------
 
 
 def sizes() -> dict[str, Any]:
-    """Unzipped bytes of the layer, the function code, and each function's total."""
-    layer, function = tree_bytes(LAYER_DIR), tree_bytes(FUNCTION_DIR)
-    assets = {"layer": layer}
+    """Unzipped bytes of each layer, the function code, and each function's total."""
+    layers = {name: tree_bytes(LAYERS_DIR / name) for name in LAYER_PACKAGES}
+    function = tree_bytes(FUNCTION_DIR)
     return {
-        "layer": layer,
+        "layers": layers,
         "function": function,
-        "per_function_total": {name: function + sum(assets[a] for a in FUNCTION_LAYERS[name]) for name in FUNCTIONS},
+        "per_function_total": {
+            name: function + sum(layers[layer] for layer in FUNCTION_LAYERS[name]) for name in FUNCTIONS
+        },
     }
 
 
 def check_budget(measured: dict[str, Any]) -> None:
-    """Print each function's unzipped total; raise BuildError past the budget."""
-    budget, limit = mib(BUDGET_BYTES).strip(), mib(HARD_LIMIT_BYTES).strip()
-    print(f"unzipped sizes (budget {budget} per function, Lambda's limit {limit}):")
-    print(f"  layer (shared by all)   {mib(measured['layer'])}")
-    print(f"  function code (shared)  {mib(measured['function'])}")
+    """Print each function's unzipped total against its budget; raise BuildError past any budget."""
+    print(f"unzipped sizes, decimal bytes (Lambda's limit {HARD_LIMIT_BYTES:,}):")
+    for name, size in measured["layers"].items():
+        print(f"  {name + ' layer':<22}  {mb(size)}")
+    print(f"  {'function code':<22}  {mb(measured['function'])}")
     over = []
     for name, total in measured["per_function_total"].items():
-        verdict = "ok" if total < BUDGET_BYTES else "OVER BUDGET"
-        print(f"  {name:<22}  {mib(total)}  ({total:,} bytes, code + 1 layer)  {verdict}")
-        if total >= BUDGET_BYTES:
-            over.append(f"{name} {total:,} bytes")
+        budget = BUDGETS[name]
+        verdict = "ok" if total <= budget else "OVER BUDGET"
+        layers = " + ".join(FUNCTION_LAYERS[name])
+        print(f"  {name:<22}  {mb(total)}  ({total:,} of {budget:,}; code + {layers})  {verdict}")
+        if total > budget:
+            over.append(f"{name} {total:,} bytes (budget {budget:,})")
     if over:
         raise BuildError(
-            f"over the {BUDGET_BYTES:,}-byte budget (code + layers, unzipped): {', '.join(over)}. "
-            "Prune more in layers/build.py or split the layer."
+            f"over budget (code + layers, unzipped): {', '.join(over)}. Prune more in layers/build.py or move a "
+            "package out of the function's layers."
         )
 
 
@@ -727,28 +890,34 @@ def _exclusive() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _up_to_date(manifest: dict[str, Any] | None, key: str, value: str, size_key: str, path: Path) -> bool:
-    if manifest is None or manifest.get(key) != value or not path.is_dir():
+def _layers_up_to_date(manifest: dict[str, Any] | None, key: str) -> bool:
+    if manifest is None or manifest.get("pins_hash") != key or set(manifest.get("layers", {})) != set(LAYER_PACKAGES):
         return False
-    return bool(manifest["sizes_bytes"].get(size_key) == tree_bytes(path))
+    return all(manifest["sizes_bytes"]["layers"].get(n) == tree_bytes(LAYERS_DIR / n) for n in LAYER_PACKAGES)
+
+
+def _function_up_to_date(manifest: dict[str, Any] | None, key: str) -> bool:
+    if manifest is None or manifest.get("function_hash") != key or not FUNCTION_DIR.is_dir():
+        return False
+    return bool(manifest["sizes_bytes"]["function"] == tree_bytes(FUNCTION_DIR))
 
 
 def build(force: bool = False) -> dict[str, Any]:
     """Build what changed (everything with ``force``), check it, and return the manifest.
 
     Raises:
-        BuildError: a step failed, the versions differ from the lock, or a function is over the budget.
+        BuildError: a step failed, the versions differ from the lock, or a function is over its budget.
     """
     started = time.perf_counter()
     with _exclusive():
         lock = read_lock()
         old = None if force else read_manifest()
-        previous_names = [*(old or {}).get("packages", {}), *(old or {}).get("runtime_provided", {})]
-        layer_key = pins_hash(lock, previous_names)
+        previous = [name for layer in (old or {}).get("layers", {}).values() for name in layer["packages"]]
+        layer_key = pins_hash(lock, previous)
         code_key = function_hash()
-        layer_ok = _up_to_date(old, "pins_hash", layer_key, "layer", LAYER_DIR) and RUNTIME_DIR.is_dir()
-        function_ok = _up_to_date(old, "function_hash", code_key, "function", FUNCTION_DIR)
-        if old is not None and layer_ok and function_ok:
+        layers_ok = _layers_up_to_date(old, layer_key)
+        function_ok = _function_up_to_date(old, code_key)
+        if old is not None and layers_ok and function_ok:
             progress(
                 "up to date: the lock's pins, the function code and the build script are unchanged (--force rebuilds)"
             )
@@ -758,31 +927,43 @@ def build(force: bool = False) -> dict[str, Any]:
         python312 = find_python312()
         progress(f"target: Lambda {RUNTIME} on {ARCHITECTURE}; bytecode by {python312}")
         MANIFEST.unlink(missing_ok=True)  # a build that stops half-way is never taken for a finished one
-        if layer_ok and old is not None:
-            progress("layer up to date; rebuilding the function code only")
-            layer = LayerResult(old["packages"], old["size_steps_bytes"], old["runtime_provided"])
+        if layers_ok and old is not None:
+            progress("layers up to date; rebuilding the function code only")
+            results = {
+                name: LayerResult(info["packages"], info["size_steps_bytes"]) for name, info in old["layers"].items()
+            }
         else:
-            layer = build_layer(python312, lock)
-            layer_key = pins_hash(lock, [*layer.packages, *layer.runtime_provided])
+            shutil.rmtree(LAYERS_DIR, ignore_errors=True)
+            resolved = resolve_layers(lock)
+            results = {name: build_layer(name, packages, python312, lock) for name, packages in resolved.items()}
+            check_disjoint(results)
+            layer_key = pins_hash(lock, [n for r in results.values() for n in r.packages])
         build_function(python312)
-        verify_layer(python312)
+        verified = verify_layers(python312)
 
         measured = sizes()
         manifest = {
             "python": PYTHON_VERSION,
             "architecture": ARCHITECTURE,
             "runtime": RUNTIME,
-            "packages": layer.packages,
+            "layers": {
+                name: {
+                    "dir": str((LAYERS_DIR / name).relative_to(ROOT)),
+                    "description": LAYER_DESCRIPTIONS[name],
+                    "packages": result.packages,
+                    "size_steps_bytes": result.steps,
+                    "bytecode": BYTECODE[name],
+                }
+                for name, result in results.items()
+            },
+            "function_dir": str(FUNCTION_DIR.relative_to(ROOT)),
+            "function_layers": {name: list(FUNCTION_LAYERS[name]) for name in FUNCTIONS},
             "sizes_bytes": measured,
-            "budget_bytes": BUDGET_BYTES,
+            "budgets_bytes": BUDGETS,
             "hard_limit_bytes": HARD_LIMIT_BYTES,
             "pins_hash": layer_key,
             "function_hash": code_key,
-            "layer_dir": str(LAYER_DIR.relative_to(ROOT)),
-            "function_dir": str(FUNCTION_DIR.relative_to(ROOT)),
-            "function_layers": {name: list(FUNCTION_LAYERS[name]) for name in FUNCTIONS},
-            "size_steps_bytes": layer.steps,
-            "runtime_provided": layer.runtime_provided,
+            "verified": verified,
             "bytecode": {"python": _python_version(str(python312)), "invalidation_mode": "unchecked-hash"},
             "build_seconds": round(time.perf_counter() - started, 1),
         }

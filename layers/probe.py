@@ -1,16 +1,24 @@
 """Child process run by the target Python (3.12) over the built layer: checks the build, or serves one cold request.
 
 Run it as a script, never import it: ``python3.12 -P -S -s layers/probe.py MODE ...`` with ``PYTHONPATH``
-set to the function code, the layer's ``python/`` and the runtime stand-in (boto3/botocore), in that
-order, as Lambda orders ``/var/task``, ``/opt/python`` and its runtime. ``-P -S -s`` keep the current
-directory and every site-packages off ``sys.path``, so the only third-party code reachable is the build's.
-The last line on stdout is one JSON object; logs and EMF metrics go to stderr.
+set to the function code and then the function's layers' ``python/`` folders, as Lambda orders
+``/var/task`` and ``/opt/python``. ``-P -S -s`` keep the current directory and every site-packages off
+``sys.path``, so the only third-party code reachable is the build's. The last line on stdout is one JSON
+object; logs and EMF metrics go to stderr.
 
 Modes:
-    verify DATA_DIR    import every deployed module and every scikit-learn module, train, save, load and
-                       predict each estimator kind on the shipped data sets, and run the drift statistics.
-    invoke EVENT_FILE  import the predict handler, then answer the event through ``lambda_handler`` (which
-                       loads the model from the registry): one cold start, timed.
+    verify DATA_DIR OUT_DIR   (both layers) import every deployed module and every scikit-learn module; train
+                              each estimator kind the project offers on the shipped data set of each task,
+                              convert it to ONNX through the fidelity check, save and reload its pipeline with
+                              skops, run the drift statistics; write each graph and its canned prediction to
+                              OUT_DIR.
+    serve-check GRAPH_DIR     (serving layer only) import the predict and log-outcome handlers and all of
+                              onnxruntime, serve every graph in GRAPH_DIR and compare it with the answer
+                              recorded at registration; report any scikit-learn, scipy, joblib, skops, onnx
+                              or pandas module that got loaded.
+    invoke HANDLER EVENT_FILE import ``functions.handlers.HANDLER``, then answer the event through its
+                              ``lambda_handler`` (predict loads the model from the registry; retrain trains):
+                              one cold start, timed.
 """
 
 from __future__ import annotations
@@ -25,22 +33,16 @@ import sys  # noqa: E402
 import sysconfig  # noqa: E402
 from typing import Any  # noqa: E402
 
-# (data set, task, target, categorical columns, estimator kinds): every kind the project trains.
-ESTIMATOR_CASES: tuple[tuple[str, str, str, tuple[str, ...], tuple[str, ...]], ...] = (
-    (
-        "breast_cancer.csv",
-        "binary_classification",
-        "target",
-        (),
-        ("logistic_regression", "random_forest", "hist_gradient_boosting"),
-    ),
-    ("iris.csv", "multiclass_classification", "species", (), ("logistic_regression",)),
-    ("diabetes.csv", "regression", "progression", ("sex",), ("ridge", "linear_regression")),
-)
+# The shipped data set of each task: (file, target, categorical columns). Every estimator kind the project
+# offers for the task is trained on it (functions.domain.estimators.kinds_for).
+DATA_SETS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "binary_classification": ("breast_cancer.csv", "target", ()),
+    "multiclass_classification": ("iris.csv", "species", ()),
+    "regression": ("diabetes.csv", "progression", ("sex",)),
+}
 
-
-# Imported on top of every module of ``functions`` and ``sklearn``: the scipy the functions use directly and
-# the Powertools parts only Lambda reaches (the tracer is created only where X-Ray runs).
+# Imported on top of every module of ``functions`` and ``sklearn``: the scipy the functions use directly,
+# the converter, and the Powertools parts only Lambda reaches (the tracer is created only where X-Ray runs).
 EXTRA_IMPORTS = (
     "scipy.stats",
     "scipy.optimize",
@@ -48,11 +50,16 @@ EXTRA_IMPORTS = (
     "scipy.special",
     "scipy.linalg",
     "scipy.spatial",
+    "skl2onnx",
+    "onnx",
+    "skops.io",
     "aws_lambda_powertools.tracing",
     "aws_xray_sdk.core",
-    "pydantic_settings",
     "threadpoolctl",
 )
+# What the serving layer's functions must never load.
+NOT_IN_SERVING = ("sklearn", "scipy", "joblib", "skops", "pandas", "onnx", "skl2onnx")
+SERVING_HANDLERS = ("functions.handlers.predict", "functions.handlers.log_outcome")
 
 
 class LambdaContextStub:
@@ -129,61 +136,69 @@ def try_import(name: str) -> dict[str, str | None] | None:
     return None
 
 
-def exercise_estimators(data_dir: str) -> dict[str, Any]:
-    """Train, save, load and predict every estimator kind; run the drift statistics on each."""
-    import io
-
-    import joblib
+def exercise_estimators(data_dir: str, out_dir: str) -> dict[str, Any]:
+    """Train, convert (fidelity-checked), save and reload every offered estimator kind; run the drift statistics."""
     import numpy as np
+    import skops.io
 
-    from functions.domain.artifacts import dump_model, sha256_hex
-    from functions.domain.card import EstimatorSpec, TrainingSpec
+    from functions.domain.card import CLASSIFICATION_TASKS, TrainingSpec
     from functions.domain.dataset import parse_csv
     from functions.domain.drift import evaluate_drift, live_metrics
+    from functions.domain.estimators import kinds_for
+    from functions.domain.packaging import package_model
+    from functions.domain.pipeline_io import ALLOWED_TYPES
     from functions.domain.training import train
 
     results: dict[str, Any] = {}
-    for file, task, target, categorical, kinds in ESTIMATOR_CASES:
+    for task, (file, target, categorical) in DATA_SETS.items():
         with open(os.path.join(data_dir, file), encoding="utf-8") as fh:
             text = fh.read()
-        dataset = parse_csv(text, target, set(categorical), regression=task == "regression")
-        for kind in kinds:
-            spec = TrainingSpec(
-                task=task,
-                target=target,
-                categorical=list(categorical),
-                estimator=EstimatorSpec(kind=kind),
+        classification = task in CLASSIFICATION_TASKS
+        dataset = parse_csv(text, target, set(categorical), regression=not classification)
+        for kind in kinds_for(classification):
+            spec = TrainingSpec.model_validate(
+                {"task": task, "target": target, "categorical": list(categorical), "estimator": {"kind": kind}}
             )
             trained = train(dataset, spec)
-            artifact = dump_model(trained.model)
-            model = joblib.load(io.BytesIO(artifact))
+            packaged = package_model(trained, spec.task)
+            stored = packaged.files[packaged.refs["pipeline"].file]
+            model = skops.io.loads(
+                stored, trusted=[t for t in skops.io.get_untrusted_types(data=stored) if t in ALLOWED_TYPES]
+            )
             X = dataset.matrix(trained.schema.names)
-            classification = task != "regression"
             outputs = model.predict_proba(X) if classification else model.predict(X)
             report = evaluate_drift(trained.baseline, dataset.columns, outputs, task, dataset.n_rows)  # type: ignore[arg-type]
             if classification:
                 classes = list(model.classes_)
                 y_true = np.array([classes.index(v) for v in dataset.target])
-                quality = live_metrics(
-                    task,  # type: ignore[arg-type]
-                    len(classes),
-                    y_true,
-                    outputs.argmax(axis=1),
-                    outputs,
-                )
+                quality = live_metrics(task, len(classes), y_true, outputs.argmax(axis=1), outputs)  # type: ignore[arg-type]
             else:
                 quality = live_metrics(task, 0, dataset.target, outputs, None)  # type: ignore[arg-type]
-            results[f"{file}:{kind}"] = {
-                "sha256": sha256_hex(artifact)[:12],
+            key = f"{file}:{kind}"
+            info = packaged.serving_graph
+            with open(os.path.join(out_dir, f"{len(results)}.onnx"), "wb") as fh:
+                fh.write(packaged.graph)
+            with open(os.path.join(out_dir, f"{len(results)}.json"), "w", encoding="utf-8") as fh:
+                json.dump(
+                    {
+                        "key": key,
+                        "schema": trained.schema.model_dump(mode="json"),
+                        "output": info.output,
+                        "canned": info.canned.model_dump(mode="json"),
+                    },
+                    fh,
+                )
+            results[key] = {
                 "validation": trained.metrics[trained.primary_metric],
+                "max_scaled_difference": info.fidelity.max_scaled_difference,
                 "drift_verdict": report.verdict,
                 "live_metrics": sorted(quality),
             }
     return results
 
 
-def verify(data_dir: str) -> dict[str, Any]:
-    """The build's check of the pruned, stripped, compiled layer (see the module docstring)."""
+def verify(data_dir: str, out_dir: str) -> dict[str, Any]:
+    """The build's check of both layers (see the module docstring)."""
     failures = walk_imports("functions", skip=("functions.local",))
     failures.update(walk_imports("sklearn"))
     for name in EXTRA_IMPORTS:
@@ -191,29 +206,77 @@ def verify(data_dir: str) -> dict[str, Any]:
         if failure:
             failures[name] = failure
     import numpy
+    import onnxruntime
     import scipy
     import sklearn
 
     return {
         "failed_imports": failures,
-        "estimators": exercise_estimators(data_dir),
-        "versions": {"numpy": numpy.__version__, "scipy": scipy.__version__, "scikit-learn": sklearn.__version__},
+        "estimators": exercise_estimators(data_dir, out_dir),
+        "versions": {
+            "numpy": numpy.__version__,
+            "scipy": scipy.__version__,
+            "scikit-learn": sklearn.__version__,
+            "onnxruntime": onnxruntime.__version__,
+        },
         "python": sys.version.split()[0],
         "imports_outside": imports_outside(),
         "modules": len(sys.modules),
     }
 
 
-def invoke(event_file: str) -> dict[str, Any]:
-    """Import the predict handler and serve one request with it; times measured from process start."""
+def serve_check(graph_dir: str) -> dict[str, Any]:
+    """The serving layer alone: the serving handlers import, every graph answers its canned prediction."""
+    failures: dict[str, dict[str, str | None]] = {}
+    for name in SERVING_HANDLERS:
+        failure = try_import(name)
+        if failure:
+            failures[name] = failure
+    # Shared libraries next to the binding are listed as modules by pkgutil; they are loaded, not imported.
+    failures.update(walk_imports("onnxruntime", skip=("onnxruntime.capi.libonnxruntime",)))
+
+    from functions.domain.card import CannedPrediction
+    from functions.domain.inference import ServingGraph
+    from functions.domain.schema import FeatureSchema
+
+    served: dict[str, str] = {}
+    graph_failures: dict[str, str] = {}
+    for meta_file in sorted(f for f in os.listdir(graph_dir) if f.endswith(".json")):
+        with open(os.path.join(graph_dir, meta_file), encoding="utf-8") as fh:
+            meta = json.load(fh)
+        with open(os.path.join(graph_dir, meta_file.replace(".json", ".onnx")), "rb") as fh:
+            graph = fh.read()
+        try:
+            session = ServingGraph(graph, FeatureSchema.model_validate(meta["schema"]), meta["output"])
+            session.run_canned(CannedPrediction.model_validate(meta["canned"]))
+        except Exception as exc:  # noqa: BLE001 - every failure is reported, the parent judges it
+            graph_failures[meta["key"]] = f"{type(exc).__name__}: {exc}"
+        else:
+            served[meta["key"]] = "answered its canned prediction"
+    loaded = sorted({m.split(".")[0] for m in sys.modules} & set(NOT_IN_SERVING))
+    return {
+        "failed_imports": failures,
+        "graphs": served,
+        "graph_failures": graph_failures,
+        "forbidden_loaded": loaded,
+        "imports_outside": imports_outside(),
+        "modules": len(sys.modules),
+    }
+
+
+def invoke(handler: str, event_file: str) -> dict[str, Any]:
+    """Import a handler and serve one event with it; times measured from process start."""
+    import importlib
+
     real_stdout, sys.stdout = sys.stdout, sys.stderr  # JSON logs and EMF to stderr, the result alone to stdout
     try:
-        from functions.handlers import predict
-
+        module = importlib.import_module(f"functions.handlers.{handler}")
         imported = time.perf_counter()
         with open(event_file, encoding="utf-8") as fh:
             event = json.load(fh)
-        response = predict.lambda_handler(event, LambdaContextStub())  # type: ignore[arg-type]
+        context = LambdaContextStub()
+        context.function_name = f"mlops-local-{handler}"
+        response = module.lambda_handler(event, context)
         done = time.perf_counter()
     finally:
         sys.stdout = real_stdout
@@ -226,12 +289,20 @@ def invoke(event_file: str) -> dict[str, Any]:
         "dont_write_bytecode": sys.dont_write_bytecode,
         "sys_path": sys.path,
         "imports_outside": imports_outside(),
+        "loaded": sorted({m.split(".")[0] for m in sys.modules}),
     }
 
 
 def main() -> None:
-    mode, argument = sys.argv[1], sys.argv[2]
-    result = verify(argument) if mode == "verify" else invoke(argument)
+    mode, arguments = sys.argv[1], sys.argv[2:]
+    if mode == "verify":
+        result = verify(*arguments)
+    elif mode == "serve-check":
+        result = serve_check(*arguments)
+    elif mode == "invoke":
+        result = invoke(*arguments)
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
     print(json.dumps(result, default=str), flush=True)
 
 

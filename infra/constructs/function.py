@@ -17,12 +17,16 @@ from infra.constructs.layer import ARCHITECTURE, RUNTIME
 from infra.nag import acknowledge
 from infra.naming import function_name, handler
 from infra.settings import LOG_RETENTION, FunctionKey, InfraSettings
+from layers.build import FUNCTION_LAYERS
 
 XRAY_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
 
 
 class FunctionConstruct(Construct):
-    """A function of ``functions/`` deployed with the shared code asset and layer.
+    """A function of ``functions/`` deployed with the shared code asset and the layers it imports.
+
+    ``layers`` maps layer names to layer versions; the function mounts the ones ``FUNCTION_LAYERS``
+    (layers/build.py, where the budgets are checked) gives it, in that order.
 
     Its environment is ``function_environment(config, function)`` (what the local runtime sets too)
     with ``environment`` laid over it for the names only a deployment knows (bucket names). The
@@ -40,7 +44,7 @@ class FunctionConstruct(Construct):
         settings: InfraSettings,
         function: FunctionKey,
         code: lambda_.Code,
-        layer: lambda_.ILayerVersion,
+        layers: Mapping[str, lambda_.ILayerVersion],
         environment: Mapping[str, str],
         description: str,
         failures: sqs.IQueue | None = None,
@@ -73,7 +77,7 @@ class FunctionConstruct(Construct):
             architecture=ARCHITECTURE,
             handler=handler(function),
             code=code,
-            layers=[layer],
+            layers=[layers[name] for name in FUNCTION_LAYERS[function]],
             memory_size=sizing.memory_mb,
             timeout=Duration.seconds(sizing.timeout_seconds),
             environment=self.environment,
@@ -95,9 +99,9 @@ class FunctionConstruct(Construct):
             + "; ".join(f"{action} ({why})" for action, why in unscoped.items()),
         )
         runtime_reason = (
-            "python3.12 on purpose: the layer's numpy/scipy/scikit-learn wheels and bytecode are built for cp312"
-            " (make layer) and models are loaded by the scikit-learn they were saved with; moving runtimes is a"
-            " rebuild of the layer, not a setting."
+            "python3.12 on purpose: the layers' numpy/onnxruntime/scikit-learn wheels and bytecode are built for"
+            " cp312 (make layer) and pipelines are loaded by the scikit-learn they were saved with; moving runtimes"
+            " is a rebuild of the layers, not a setting."
         )
         acknowledge(self.function, "AwsSolutions-L1", runtime_reason)
         acknowledge(self.function, "Serverless-LambdaLatestVersion", runtime_reason)

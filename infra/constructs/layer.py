@@ -1,4 +1,4 @@
-"""The scientific Python layer (numpy, scipy, scikit-learn, joblib, Powertools, pydantic) built by layers/build.py."""
+"""The Lambda layers built by layers/build.py: the serving layer of every function, the science layer of the loop."""
 
 from __future__ import annotations
 
@@ -9,24 +9,26 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from functions.config import StageConfig
+from layers.build import LAYER_DESCRIPTIONS
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.X86_64
 
 
-class ScientificLayerConstruct(Construct):
-    """One LayerVersion for every function, for the runtime and architecture the layer is built for."""
+class LayerConstruct(Construct):
+    """One LayerVersion (``serving`` or ``science``), for the runtime and architecture the layers are built for."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, path: Path) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, name: str, path: Path) -> None:
         super().__init__(scope, construct_id)
+        self.name = name
         self.layer = lambda_.LayerVersion(
             self,
             "Layer",
-            layer_version_name=config.resource_name("scientific-python"),
+            layer_version_name=config.resource_name(f"{name}-python"),
             code=lambda_.Code.from_asset(str(path)),
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[ARCHITECTURE],
-            description="numpy, scipy, scikit-learn, joblib, Powertools, pydantic for python3.12 x86_64 (make layer)",
+            description=f"{LAYER_DESCRIPTIONS[name]} for python3.12 x86_64 (make layer)",
             # Published Lambda versions pinned to a model keep using older layer versions.
             removal_policy=RemovalPolicy.RETAIN,
         )

@@ -18,9 +18,11 @@ from infra.constructs.dashboard import DashboardConstruct
 from infra.constructs.events import EventsConstruct
 from infra.constructs.failures import FailedInvocationsConstruct
 from infra.constructs.function import FunctionConstruct
+from infra.constructs.layer import LayerConstruct
 from infra.nag import acknowledge_wildcards
 from infra.naming import canary_alarm_prefix, code_deploy_names
 from infra.settings import InfraSettings
+from layers.build import SCIENCE, SERVING
 
 MODELS, ROLLOUTS, LOCKS = "models/", "rollouts/", "locks/"
 ROLLOUT_LAMBDA_ACTIONS = (
@@ -38,7 +40,8 @@ class MonitoringStack(Stack):
     """The closed loop. Only retrain registers models; only rollout moves the predict alias.
 
     The serving stack's resources are addressed by their configured names (functions/config.py),
-    so IAM policies here name them literally; the layer is the serving stack's.
+    so IAM policies here name them literally. The functions mount the serving stack's serving layer and
+    this stack's science layer.
     """
 
     def __init__(
@@ -50,7 +53,7 @@ class MonitoringStack(Stack):
         settings: InfraSettings,
         assets: AssetDirs,
         storage: StorageRefs,
-        layer: lambda_.ILayerVersion,
+        serving_layer: lambda_.ILayerVersion,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -60,6 +63,8 @@ class MonitoringStack(Stack):
         self.events = EventsConstruct(self, "Events", config=config, failures=failures)
         bus = self.events.bus
         code = lambda_.Code.from_asset(str(assets.function))
+        science = LayerConstruct(self, "ScienceLayer", config=config, name=SCIENCE, path=assets.layers[SCIENCE])
+        layers = {SERVING: serving_layer, SCIENCE: science.layer}
         common = {
             "REGISTRY_BUCKET": storage.registry.name,
             "DATA_BUCKET": storage.data.name,
@@ -75,7 +80,7 @@ class MonitoringStack(Stack):
                 settings=settings,
                 function=key,
                 code=code,
-                layer=layer,
+                layers=layers,
                 failures=failures,
                 description=description,
                 **extra,

@@ -1,4 +1,4 @@
-"""Serving stack: the layer, predict and log-outcome, the ``live`` alias with its CodeDeploy canary, the API."""
+"""Serving stack: the serving layer, predict and log-outcome, the ``live`` alias with its CodeDeploy canary, the API."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from infra.access import StorageRefs, grant_key, grant_objects
 from infra.assets import AssetDirs
 from infra.constructs.api import PredictionApiConstruct
 from infra.constructs.function import FunctionConstruct
-from infra.constructs.layer import ScientificLayerConstruct
+from infra.constructs.layer import LayerConstruct
 from infra.constructs.live_alias import LiveAliasConstruct
 from infra.settings import InfraSettings
+from layers.build import SERVING
 
 MODELS = "models/"
 
@@ -35,7 +36,9 @@ class ServingStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.layer = ScientificLayerConstruct(self, "Layer", config=config, path=assets.layer).layer
+        self.layer = LayerConstruct(
+            self, "ServingLayer", config=config, name=SERVING, path=assets.layers[SERVING]
+        ).layer
         code = lambda_.Code.from_asset(str(assets.function))
         buckets = {"REGISTRY_BUCKET": storage.registry.name, "DATA_BUCKET": storage.data.name}
 
@@ -46,7 +49,7 @@ class ServingStack(Stack):
             settings=settings,
             function="predict",
             code=code,
-            layer=self.layer,
+            layers={SERVING: self.layer},
             environment=buckets,
             description="POST /predict, GET /model, GET /health (behind the alias live)",
         )
@@ -64,7 +67,7 @@ class ServingStack(Stack):
             settings=settings,
             function="log_outcome",
             code=code,
-            layer=self.layer,
+            layers={SERVING: self.layer},
             environment=buckets,
             description="POST /outcomes: ground truth for earlier request ids",
         )

@@ -11,6 +11,7 @@ from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
 
 from infra.assets import AssetDirs
+from layers.build import LAYER_PACKAGES
 
 STAGES = ("dev", "prod")
 ROLES = ("storage", "serving", "monitoring")
@@ -47,9 +48,10 @@ class Synthesized:
 
 
 def make_asset_dirs(root: Path) -> AssetDirs:
-    """A placeholder layer (``python/``) and function package (``functions/``), as ``make layer`` lays them out."""
-    (root / "layer" / "python").mkdir(parents=True)
-    (root / "layer" / "python" / "placeholder.py").write_text("# placeholder for the scientific layer\n")
+    """Placeholder layers (``python/`` each) and function package (``functions/``), as ``make layer`` lays them out."""
+    for name in LAYER_PACKAGES:
+        (root / "layers" / name / "python").mkdir(parents=True)
+        (root / "layers" / name / "python" / "placeholder.py").write_text(f"# placeholder for the {name} layer\n")
     (root / "function" / "functions").mkdir(parents=True)
     (root / "function" / "functions" / "__init__.py").write_text('"""placeholder for the functions package"""\n')
     return AssetDirs.under(root).checked()

@@ -59,7 +59,7 @@ def test_no_function_has_wildcard_actions(roles):
 
 def test_predict_reads_models_and_writes_capture_only(roles, objects):
     predict = roles["predict"]
-    artifact = objects("registry", f"models/{MODEL}/versions/3/model.joblib")
+    artifact = objects("registry", f"models/{MODEL}/versions/3/model.onnx")
     assert may(predict, "s3:GetObject", artifact)
     assert not may(predict, "s3:PutObject", artifact)
     assert not may(predict, "s3:PutObject", objects("registry", f"models/{MODEL}/aliases.json"))
@@ -72,7 +72,11 @@ def test_predict_reads_models_and_writes_capture_only(roles, objects):
 
 
 def test_only_retrain_registers_models(roles, objects):
-    for key in (f"models/{MODEL}/versions/7/model.joblib", f"models/{MODEL}/versions/7/card.json"):
+    for key in (
+        f"models/{MODEL}/versions/7/model.onnx",
+        f"models/{MODEL}/versions/7/model.skops",
+        f"models/{MODEL}/versions/7/card.json",
+    ):
         assert holders(roles, "s3:PutObject", objects("registry", key)) == {"retrain"}
     assert holders(roles, "s3:PutObject", objects("registry", f"models/{MODEL}/aliases.json")) == {"retrain", "rollout"}
     assert holders(roles, "s3:PutObject", objects("registry", "locks/retrain/x.json")) == {"retrain"}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk.assertions import Match
 
 from infra.naming import api_name, code_deploy_names, function_name
+from layers.build import FUNCTION_LAYERS
 
 from .synthesis import Synthesized
 
@@ -16,11 +19,40 @@ CODEDEPLOY_CONFIGS = {
 }
 
 
-def test_layer_targets_python312_x86_64(synth: Synthesized, stage: str):
-    synth.template(stage, "serving").has_resource_properties(
-        "AWS::Lambda::LayerVersion",
-        {"CompatibleRuntimes": ["python3.12"], "CompatibleArchitectures": ["x86_64"]},
-    )
+def test_layers_target_python312_x86_64(synth: Synthesized, stage: str, stage_settings):
+    config, _ = stage_settings[stage]
+    names = {}
+    for role in ("serving", "monitoring"):
+        for layer in synth.resources(stage, role, "AWS::Lambda::LayerVersion").values():
+            props = layer["Properties"]
+            assert (props["CompatibleRuntimes"], props["CompatibleArchitectures"]) == (["python3.12"], ["x86_64"])
+            names[props["LayerName"]] = role
+    assert names == {
+        config.resource_name("serving-python"): "serving",
+        config.resource_name("science-python"): "monitoring",
+    }
+
+
+def test_serving_functions_mount_the_serving_layer_alone_and_the_loop_both(synth: Synthesized, stage: str):
+    layer_ids = {
+        role: {
+            r["Properties"]["LayerName"].rsplit("-", 2)[-2]: {"Ref": logical}
+            for logical, r in synth.resources(stage, role, "AWS::Lambda::LayerVersion").items()
+        }
+        for role in ("serving", "monitoring")
+    }
+    for role in ("serving", "monitoring"):
+        for fn in synth.resources(stage, role, "AWS::Lambda::Function").values():
+            key = fn["Properties"]["Handler"].split(".")[2]
+            layers = fn["Properties"]["Layers"]
+            expected = FUNCTION_LAYERS[key]
+            assert len(layers) == len(expected), key
+            if role == "serving":
+                assert layers == [layer_ids["serving"]["serving"]]
+            else:  # this stack's science layer and the serving stack's serving layer (a cross-stack reference)
+                assert layer_ids["monitoring"]["science"] in layers
+                (imported,) = [layer for layer in layers if layer != layer_ids["monitoring"]["science"]]
+                assert "ServingLayer" in json.dumps(imported) and "Ref" not in imported
 
 
 def test_functions_run_python312_x86_64_traced_and_sized(synth: Synthesized, stage: str, stage_settings):
@@ -39,7 +71,7 @@ def test_functions_run_python312_x86_64_traced_and_sized(synth: Synthesized, sta
         assert props["TracingConfig"] == {"Mode": "Active"}
         assert (props["MemorySize"], props["Timeout"]) == (sizing.memory_mb, sizing.timeout_seconds)
         assert props["Environment"]["Variables"]["OMP_NUM_THREADS"] == "1"
-        assert len(props["Layers"]) == 1
+        assert len(props["Layers"]) == len(FUNCTION_LAYERS[key])
     assert settings.functions["retrain"].timeout_seconds <= config.retrain.lock_ttl_seconds
 
 
