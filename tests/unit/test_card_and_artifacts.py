@@ -170,20 +170,6 @@ def test_load_refuses_tampered_bytes(make_card, tamper):
     assert "refusing to load" in exc.value.message
 
 
-UNPICKLED: list[str] = []
-
-
-def _record_unpickling(tag: str) -> None:
-    UNPICKLED.append(tag)
-
-
-class _RecordsUnpickling:
-    """A payload whose unpickling leaves a trace: proves whether bytes reached an unpickler."""
-
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
-        return _record_unpickling, ("unpickled",)
-
-
 def _describing(card: ModelCard, data: bytes, **ref: Any) -> ModelCard:
     """``card`` with its pipeline record edited to match ``data`` (what an attacker with bucket access does)."""
     pipeline = card.artifacts["pipeline"].model_copy(update={"sha256": sha256_hex(data), "bytes": len(data), **ref})
