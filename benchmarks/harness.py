@@ -232,6 +232,7 @@ class InProcess:
     graph: Any  # the loaded functions.domain.inference.ServingGraph the handler answers from
     pipeline: Any  # the same version's scikit-learn pipeline (skops), for the bare baseline
     names: list[str]
+    fidelity: Any  # the card's functions.domain.card.GraphFidelity: how closely the graph reproduces the pipeline
 
 
 def build_in_process(model: ModelUnderTest, endpoint_env: dict[str, str]) -> InProcess:
@@ -254,6 +255,7 @@ def build_in_process(model: ModelUnderTest, endpoint_env: dict[str, str]) -> InP
         graph=service.loaded.model,
         pipeline=pipeline,
         names=card.feature_schema.names,
+        fidelity=card.serving_graph.fidelity if card.serving_graph else None,
     )
 
 

@@ -336,6 +336,29 @@ def print_report(
         )
 
 
+def fidelity_figures(fidelity: dict[str, Any]) -> dict[str, float]:
+    """The registered graphs' fidelity, from their cards: worst differences and label mismatches."""
+    out: dict[str, float] = {}
+    for key, f in fidelity.items():
+        out[f"{key}_fidelity_max_abs_difference"] = f.max_abs_difference
+        out[f"{key}_fidelity_max_scaled_difference"] = f.max_scaled_difference
+        out[f"{key}_fidelity_label_mismatches"] = float(f.label_mismatches)
+        out[f"{key}_fidelity_rows_checked"] = float(sum(f.rows.values()))
+    return out
+
+
+def print_fidelity(fidelity: dict[str, Any]) -> None:
+    """How closely each served graph reproduces its pipeline, as its card records (checked at registration)."""
+    print()
+    print("Fidelity of the served ONNX graphs (from their cards; checked at registration, tolerance 1e-6 scaled):")
+    for key, f in fidelity.items():
+        rows = ", ".join(f"{n} {name}" for name, n in f.rows.items())
+        print(
+            f"  {key}: worst |graph - sklearn| {f.max_abs_difference:.2g} (scaled {f.max_scaled_difference:.2g}), "
+            f"label mismatches {f.label_mismatches}, near ties {f.near_ties}; rows checked: {rows}"
+        )
+
+
 def compare_with_previous(current: dict[str, float], previous: dict[str, float]) -> None:
     keys = [k for k in current if k in previous and (k.endswith("_ratio_p50") or k.endswith("_cold_start_ms"))]
     if not keys:
@@ -383,8 +406,14 @@ def main() -> None:
     finally:
         moto.stop()
 
-    results = {**figures(cells, cold, startup_ms), "loadavg_1m_at_start": round(load_start, 2)}
+    fidelity = {key: proc.fidelity for key, proc in procs.items()}
+    results = {
+        **figures(cells, cold, startup_ms),
+        **fidelity_figures(fidelity),
+        "loadavg_1m_at_start": round(load_start, 2),
+    }
     print_report(cells, cold, startup_ms, labels)
+    print_fidelity(fidelity)
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else None
     if previous is not None:
         RESULTS.replace(PREVIOUS)
