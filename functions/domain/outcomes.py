@@ -65,9 +65,10 @@ def parse_outcomes(doc: dict[str, Any], card: ModelCard, max_outcomes: int) -> l
         for name, reason in _record_problems(rec, card, seen):
             if len(errors) < MAX_REPORTED:
                 errors.append(FieldError(name, reason, i if batch else None))
-        if type(rec) is dict and rec.get("request_id") in seen and seen[rec["request_id"]] is _NEW:
-            seen[rec["request_id"]] = rec["actual"]
-            out.append((rec["request_id"], rec["actual"]))
+        rid = rec.get("request_id") if type(rec) is dict else None
+        if type(rid) is str and seen.get(rid) is _NEW:  # a str: an object or array id is unhashable
+            seen[rid] = rec["actual"]
+            out.append((rid, rec["actual"]))
     if errors:
         raise ValidationError(f"{len(errors)} invalid field(s)", errors)
     return out

@@ -100,6 +100,8 @@ BAD_OUTCOMES = [
         [("request_id", 1)],
         id="conflicting-duplicate",
     ),
+    pytest.param({"request_id": {}, "actual": 0}, [("request_id", None)], id="object-request-id"),
+    pytest.param({"outcomes": [{"request_id": ["r-0"], "actual": 0}]}, [("request_id", 0)], id="array-request-id"),
     pytest.param({"outcomes": []}, [("outcomes", None)], id="empty"),
     pytest.param({"outcomes": "r-0"}, [("outcomes", None)], id="not-an-array"),
     pytest.param([{"request_id": "r-0", "actual": 0}], [("body", None)], id="body-not-an-object"),

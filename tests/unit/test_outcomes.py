@@ -6,6 +6,8 @@ import math
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from functions.domain.outcomes import parse_outcomes
 from functions.errors import ValidationError
@@ -175,6 +177,11 @@ REQUEST_ID_REASON = "must be a request id returned by /predict (1-128 of A-Z a-z
         pytest.param("r\n1", id="newline"),
         pytest.param(123, id="number"),
         pytest.param(None, id="null"),
+        pytest.param({}, id="object"),
+        pytest.param({"id": "r-1"}, id="object-with-keys"),
+        pytest.param([], id="array"),
+        pytest.param(["r-1"], id="array-of-id"),
+        pytest.param(True, id="boolean"),
         pytest.param(
             "r-1\n",
             id="trailing-newline",
@@ -195,3 +202,26 @@ def test_every_bad_record_is_reported_up_to_a_bound(minimal_card):
         parse_outcomes(doc, minimal_card(), max_outcomes=100)
 
     assert [e.row for e in exc.value.errors] == list(range(20))
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=12,
+)
+RECORD_KEYS = st.sampled_from(["request_id", "actual", "outcomes", "other"])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    doc=st.dictionaries(RECORD_KEYS | st.text(max_size=8), JSON_VALUES, max_size=4)
+    | st.fixed_dictionaries({"outcomes": st.lists(st.dictionaries(RECORD_KEYS, JSON_VALUES, max_size=3), max_size=4)}),
+    card=st.sampled_from(sorted(CARDS)),
+)
+def test_any_json_body_is_accepted_or_refused_with_named_fields(minimal_card, doc: dict[str, Any], card: str):
+    try:
+        accepted = parse_outcomes(doc, minimal_card(**CARDS[card]), max_outcomes=3)
+    except ValidationError as exc:
+        assert exc.errors and all(isinstance(e.field, str) and e.reason for e in exc.errors)  # a key may be ""
+    else:
+        assert all(type(rid) is str for rid, _ in accepted)
