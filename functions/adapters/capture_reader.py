@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +13,7 @@ import pydantic_core
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.adapters.s3 import get_bytes, list_keys
+from functions.adapters.skipped import SkippedRecords
 from functions.errors import StorageError
 
 
@@ -62,27 +63,33 @@ class S3CaptureReader:
         return sorted(keys)
 
     def iter_requests(
-        self, model_name: str, start: datetime, end: datetime, model_version: int | None = None
+        self,
+        model_name: str,
+        start: datetime,
+        end: datetime,
+        model_version: int | None = None,
+        skipped: SkippedRecords | None = None,
     ) -> Iterator[CapturedRequest]:
-        """Every captured request with ``start <= ts <= end`` (optionally of one model version)."""
+        """Every captured request with ``start <= ts <= end`` (optionally of one model version).
+
+        A line that is not a well-formed capture record, or an object that is not gzip, is skipped and
+        counted in ``skipped``; a failed read raises ``StorageError``.
+        """
+        skipped = skipped if skipped is not None else SkippedRecords()
         lo, hi = start.timestamp(), end.timestamp()
         for key in self.keys(model_name, start, end):
-            for record in self._read(key):
-                if not lo <= record["ts"] <= hi:
+            for number, record in self._read(key, skipped):
+                request = _request(record)
+                if isinstance(request, str):
+                    skipped.skip("capture", f"{key} line {number}", request)
                     continue
-                if model_version is not None and record["model_version"] != model_version:
+                if not lo <= request.timestamp <= hi:
                     continue
-                yield CapturedRequest(
-                    request_id=record["request_id"],
-                    timestamp=record["ts"],
-                    model_version=record["model_version"],
-                    n_rows=record["n"],
-                    features=record["features"],
-                    predictions=record["predictions"],
-                    probabilities=record.get("probabilities"),
-                )
+                if model_version is not None and request.model_version != model_version:
+                    continue
+                yield request
 
-    def _read(self, key: str) -> Iterator[dict[str, Any]]:
+    def _read(self, key: str, skipped: SkippedRecords) -> Iterator[tuple[int, Any]]:
         try:
             found = get_bytes(self._s3, self.bucket, key)
         except (ClientError, BotoCoreError) as exc:
@@ -91,8 +98,56 @@ class S3CaptureReader:
             return
         try:
             data = gzip.decompress(found[0])
-        except (OSError, EOFError) as exc:
-            raise StorageError(f"capture object {key} is not valid gzip") from exc
-        for line in data.splitlines():
-            if line.strip():
-                yield pydantic_core.from_json(line)
+        except (OSError, EOFError):
+            skipped.skip("capture", key, "not a gzip object")
+            return
+        for number, line in enumerate(data.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, pydantic_core.from_json(line)
+            except ValueError:
+                skipped.skip("capture", f"{key} line {number}", "not JSON")
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float)
+
+
+def _columns_of(value: Any, n: Any) -> bool:
+    return type(value) is dict and all(type(c) is list and len(c) == n for c in value.values())
+
+
+def _list_of(value: Any, n: Any) -> bool:
+    return type(value) is list and len(value) == n
+
+
+# What a capture line must be, checked in order; the first failed check is the reason it is skipped.
+_CHECKS: tuple[tuple[Callable[[dict[str, Any]], bool], str], ...] = (
+    (lambda r: type(r.get("request_id")) is str and _is_number(r.get("ts")), "request_id or ts missing or mistyped"),
+    (
+        lambda r: type(r.get("model_version")) is int and type(r.get("n")) is int and r["n"] >= 0,
+        "bad model_version or n",
+    ),
+    (lambda r: _columns_of(r.get("features"), r["n"]), "features is not an object of n-value columns"),
+    (lambda r: _list_of(r.get("predictions"), r["n"]), "predictions is not a list of n values"),
+    (lambda r: r.get("probabilities") is None or _list_of(r["probabilities"], r["n"]), "bad probabilities"),
+)
+
+
+def _request(record: Any) -> CapturedRequest | str:
+    """The captured request a parsed line holds, or why it is not one."""
+    if type(record) is not dict:
+        return "not a JSON object"
+    for check, reason in _CHECKS:
+        if not check(record):
+            return reason
+    return CapturedRequest(
+        request_id=record["request_id"],
+        timestamp=record["ts"],
+        model_version=record["model_version"],
+        n_rows=record["n"],
+        features=record["features"],
+        predictions=record["predictions"],
+        probabilities=record.get("probabilities"),
+    )

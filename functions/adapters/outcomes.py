@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from functions.adapters.s3 import get_bytes, list_keys, put_bytes
-from functions.errors import StorageError
+from functions.adapters.skipped import SkippedRecords
 
 
 class S3OutcomeStore:
@@ -50,20 +50,34 @@ class S3OutcomeStore:
             return False
         return True
 
-    def read_all(self, model_name: str) -> dict[str, Any]:
-        """Every stored outcome of ``model_name`` by request id (latest received wins)."""
+    def read_all(self, model_name: str, skipped: SkippedRecords | None = None) -> dict[str, Any]:
+        """Every stored outcome of ``model_name`` by request id (latest received wins).
+
+        A line that is not JSON, or not an object with a string ``request_id``, an ``actual`` and a string
+        ``received_at``, is skipped and counted in ``skipped``.
+        """
+        skipped = skipped if skipped is not None else SkippedRecords()
         latest: dict[str, tuple[str, Any]] = {}
         for key in list_keys(self._s3, self.bucket, f"{self.prefix}/{model_name}/"):
             found = get_bytes(self._s3, self.bucket, key)
             if found is None:
                 continue
-            for line in found[0].splitlines():
+            for number, line in enumerate(found[0].splitlines(), start=1):
                 if not line.strip():
                     continue
                 try:
                     rec = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise StorageError(f"corrupt outcome record in {key}") from exc
+                except ValueError:  # JSONDecodeError, or bytes that are not UTF-8
+                    skipped.skip("outcomes", f"{key} line {number}", "not JSON")
+                    continue
+                if (
+                    type(rec) is not dict
+                    or type(rec.get("request_id")) is not str
+                    or "actual" not in rec
+                    or type(rec.get("received_at")) is not str
+                ):
+                    skipped.skip("outcomes", f"{key} line {number}", "not an outcome record")
+                    continue
                 prev = latest.get(rec["request_id"])
                 if prev is None or rec["received_at"] >= prev[0]:
                     latest[rec["request_id"]] = (rec["received_at"], rec["actual"])

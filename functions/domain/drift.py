@@ -1170,4 +1170,8 @@ class DriftCheckReport(BaseModel):
         default=None, description="None when no captured row of the window has an outcome."
     )
     outcomes_joined: int = 0
+    records_skipped: dict[str, int] = Field(
+        default_factory=dict,
+        description="Corrupt capture lines (or non-gzip objects) and outcome lines skipped while reading, by source.",
+    )
     distributions: list[FeatureDistribution] = Field(default_factory=list)

@@ -106,6 +106,7 @@ class CanaryChecks(BaseModel):
     stable_quality: float | None = None
     challenger_labeled: int = 0
     stable_labeled: int = 0
+    records_skipped: dict[str, int] = Field(default_factory=dict, description="corrupt capture/outcome records")
 
     def quality_drop(self, min_labeled: int) -> float | None:
         """Relative loss of the challenger against the stable side on labelled rows (None without enough labels).

@@ -156,6 +156,10 @@ def report(result: RetrainResult) -> dict[str, Any]:
     if result.started:
         metrics.add_metric(name="RetrainStarted", unit="Count", value=1)
     metrics.add_metric(name=OUTCOME_METRIC[result.status], unit="Count", value=1)
+    rows = result.training_rows
+    skipped = rows.get("corrupt_capture_records_skipped", 0) + rows.get("corrupt_outcome_records_skipped", 0)
+    if skipped:  # corrupt capture or outcome records the training data left out
+        metrics.add_metric(name="RecordsSkipped", unit="Count", value=skipped)
     body = result.as_dict()
     logger.info("retrain finished", extra={"result": body})
     return body

@@ -86,6 +86,8 @@ class RolloutFunction:
         metrics.add_metric(name="RolloutWeight", unit="None", value=result.state.weight)
         if result.action == "rollback":
             metrics.add_metric(name="Rollbacks", unit="Count", value=1)
+        if result.records_skipped:
+            metrics.add_metric(name="RecordsSkipped", unit="Count", value=sum(result.records_skipped.values()))
         logger.info(
             "rollout tick",
             extra={

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from functions.adapters.capture_reader import CapturedRequest
 from functions.adapters.events import MODEL_DRIFT_DETECTED, MODEL_PERFORMANCE_DEGRADED
 from functions.adapters.reports import ReportLocation
+from functions.adapters.skipped import SkippedRecords
 from functions.domain.card import ModelCard
 from functions.domain.drift import (
     DEFAULT_SAMPLE_SIZE,
@@ -56,17 +57,24 @@ class CaptureSource(Protocol):
     """Captured traffic, streamed (see :class:`functions.adapters.capture_reader.S3CaptureReader`)."""
 
     def iter_requests(
-        self, model_name: str, start: datetime, end: datetime, model_version: int | None = None
+        self,
+        model_name: str,
+        start: datetime,
+        end: datetime,
+        model_version: int | None = None,
+        skipped: SkippedRecords | None = None,
     ) -> Iterator[CapturedRequest]:
-        """Every captured request with ``start <= ts <= end`` (optionally of one model version)."""
+        """Every captured request with ``start <= ts <= end`` (optionally of one model version); corrupt
+        records are skipped and counted in ``skipped``."""
         ...
 
 
 class OutcomeSource(Protocol):
     """Ground truth recorded by log-outcome."""
 
-    def read_all(self, model_name: str) -> dict[str, Any]:
-        """Every outcome of ``model_name`` by row id (``<request_id>-<i>``)."""
+    def read_all(self, model_name: str, skipped: SkippedRecords | None = None) -> dict[str, Any]:
+        """Every outcome of ``model_name`` by row id (``<request_id>-<i>``); corrupt records are skipped and
+        counted in ``skipped``."""
         ...
 
 
@@ -175,6 +183,7 @@ class DriftCheckResult:
             "warnings": list(r.drift.warnings),
             "rows_checked": r.rows_checked,
             "rows_other_versions": r.rows_other_versions,
+            "records_skipped": dict(r.records_skipped),
             "prediction_psi": r.drift.prediction_psi,
             "prediction_drifted": r.drift.prediction_drifted,
             "performance": None if r.performance is None else r.performance.model_dump(mode="json"),
@@ -314,13 +323,14 @@ def _scan(
     *,
     sample_size: int,
     seed: int,
+    skipped: SkippedRecords,
 ) -> _Scan:
     scan = _Scan(
         drift=DriftAccumulator(card.baseline, card.task, sample_size=sample_size, seed=seed),
         performance=PerformanceAccumulator(card.task, card.classes) if outcomes else None,
     )
     labelled = outcomes_by_request(outcomes)
-    for request in prefetched(captures.iter_requests(card.name, window.start, window.end)):
+    for request in prefetched(captures.iter_requests(card.name, window.start, window.end, skipped=skipped)):
         if request.model_version != card.version:
             scan.other_rows += request.n_rows
             continue
@@ -417,6 +427,7 @@ def metric_points(report: DriftCheckReport) -> list[MetricPoint]:
     points = [
         MetricPoint("DriftVerdict", VERDICT_VALUE[report.verdict]),
         MetricPoint("RowsChecked", report.rows_checked, "Count"),
+        MetricPoint("RecordsSkipped", sum(report.records_skipped.values()), "Count"),
     ]
     if report.verdict != "INSUFFICIENT_DATA":
         points.append(MetricPoint("DriftedFeatures", len(drift.drifted), "Count"))
@@ -493,8 +504,9 @@ def check_drift(
     window = window or Window.last(window_hours, now)
     version = model_version if model_version is not None else registry.resolve(model_name, alias)
     card = registry.get_card(model_name, version)
-    known = outcomes.read_all(model_name)
-    scan = _scan(captures, known, card, window, sample_size=sample_size, seed=seed)
+    skipped = SkippedRecords()
+    known = outcomes.read_all(model_name, skipped=skipped)
+    scan = _scan(captures, known, card, window, sample_size=sample_size, seed=seed, skipped=skipped)
     drift = scan.drift.report(policy)
     performance = None
     if scan.performance is not None and scan.joined:
@@ -515,6 +527,7 @@ def check_drift(
         drift=drift,
         performance=performance,
         outcomes_joined=scan.joined,
+        records_skipped=skipped.as_dict(),
         distributions=[] if insufficient else scan.drift.distributions(),
     )
     location = reports.save(report)
@@ -535,7 +548,10 @@ def check_drift(
         "performance": None if performance is None else performance.status,
         "report_html": location.html_uri,
         "events": [e.detail_type for e in events],
+        "records_skipped": skipped.as_dict(),
     }
+    if skipped.total:
+        logger.warning("drift check: corrupt records skipped", extra={"skipped": skipped.examples})
     if insufficient:
         logger.warning("drift check: too few rows to judge; no verdict on drift", extra=summary)
     else:

@@ -38,6 +38,7 @@ from functions.adapters.locks import Lease, RetrainRun, S3RetrainHistory, S3Retr
 from functions.adapters.outcomes import S3OutcomeStore
 from functions.adapters.registry import S3ModelRegistry
 from functions.adapters.rollout_state import S3RolloutStore
+from functions.adapters.skipped import SkippedRecords
 from functions.domain.card import CLASSIFICATION_TASKS, ModelCard, TrainingDataRef, TrainingSpec
 from functions.domain.dataset import Dataset, parse_csv
 from functions.domain.gates import GateDecision, GatePolicy, compare_schemas, evaluate_gates
@@ -47,6 +48,7 @@ from functions.domain.pipeline_io import load_pipeline
 from functions.domain.schema import FeatureSpec
 from functions.domain.training import LOWER_IS_BETTER, PRIMARY_METRIC, TrainedModel, evaluate, train
 from functions.errors import ConcurrentUpdateError, GraphFidelityError, MlopsError, TrainingError
+from functions.observability import logger
 from functions.settings import RetrainSettings
 
 Status = Literal["registered", "rejected", "skipped", "failed"]
@@ -471,14 +473,18 @@ class TrainingData:
     captured_rows: int
     duplicate_rows: int
     unusable_rows: int
+    skipped: SkippedRecords = field(default_factory=SkippedRecords)
 
     def counts(self) -> dict[str, int]:
+        corrupt = self.skipped.as_dict()
         return {
             "total": self.dataset.n_rows,
             "base": self.base_rows,
             "captured": self.captured_rows,
             "duplicates_dropped": self.duplicate_rows,
             "unusable_dropped": self.unusable_rows,
+            "corrupt_capture_records_skipped": corrupt["capture"],
+            "corrupt_outcome_records_skipped": corrupt["outcomes"],
         }
 
 
@@ -491,7 +497,7 @@ def load_training_data(ports: RetrainPorts, champion: ModelCard, start: datetime
 
     A row id (``<request_id>-<i>``) counts once however often it was captured; its outcome is the
     latest recorded. Captured rows whose values or label do not fit the champion's schema or
-    classes are dropped and counted.
+    classes are dropped and counted; corrupt capture or outcome records are skipped and counted.
 
     Raises:
         TrainingError: the base dataset is missing, unreadable, or lacks one of the champion's columns.
@@ -502,12 +508,13 @@ def load_training_data(ports: RetrainPorts, champion: ModelCard, start: datetime
     missing = [f.name for f in specs if f.name not in base.columns]
     if missing:
         raise TrainingError(f"base dataset {champion.training_data.uri} lacks the champion's columns {missing}")
-    labels = ports.outcomes.read_all(champion.name)
+    skipped = SkippedRecords()
+    labels = ports.outcomes.read_all(champion.name, skipped=skipped)
     columns: dict[str, list[Any]] = {f.name: [] for f in specs}
     targets: list[Any] = []
     seen: set[str] = set()
     duplicates = unusable = 0
-    for request in ports.capture.iter_requests(champion.name, start, end):
+    for request in ports.capture.iter_requests(champion.name, start, end, skipped=skipped):
         for i, row_id in enumerate(request.row_ids):
             if row_id not in labels:
                 continue
@@ -529,7 +536,9 @@ def load_training_data(ports: RetrainPorts, champion: ModelCard, start: datetime
     }
     target = np.concatenate([base.target, np.array(targets, dtype=base.target.dtype)])
     dataset = Dataset(columns=merged, target_name=champion.target, target=target, categorical=base.categorical)
-    return TrainingData(dataset, base_sha, base.n_rows, len(targets), duplicates, unusable)
+    if skipped.total:
+        logger.warning("retrain: corrupt records skipped", extra={"skipped": skipped.examples})
+    return TrainingData(dataset, base_sha, base.n_rows, len(targets), duplicates, unusable, skipped)
 
 
 def _captured_row(request: CapturedRequest, i: int, specs: tuple[FeatureSpec, ...]) -> list[Any] | None:

@@ -16,10 +16,12 @@ from functions.adapters.lambda_alias import LambdaAliasDeployer
 from functions.adapters.outcomes import S3OutcomeStore
 from functions.adapters.registry import S3ModelRegistry
 from functions.adapters.rollout_state import S3RolloutStore
+from functions.adapters.skipped import SkippedRecords
 from functions.domain.baseline import bin_counts
 from functions.domain.card import ModelCard
 from functions.domain.rollout import CanaryChecks, Decision, RollbackRecord, RolloutPolicy, RolloutState, decide
 from functions.errors import ConcurrentUpdateError, MlopsError
+from functions.observability import logger
 
 
 class RolloutError(MlopsError):
@@ -56,9 +58,15 @@ class TickResult:
     action: str
     reason: str
     state: RolloutState
+    records_skipped: dict[str, int] = field(default_factory=dict)  # corrupt records the observation skipped
 
     def as_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "reason": self.reason, "state": self.state.model_dump(mode="json")}
+        return {
+            "action": self.action,
+            "reason": self.reason,
+            "state": self.state.model_dump(mode="json"),
+            "records_skipped": dict(self.records_skipped),
+        }
 
 
 # -- observations -------------------------------------------------------------------------------
@@ -94,11 +102,17 @@ def _create_alarms(ports: RolloutPorts, model_name: str, version: int) -> None:
 
 
 def served_rows(
-    ports: RolloutPorts, model_name: str, versions: tuple[int, int], *, start: datetime, end: datetime
+    ports: RolloutPorts,
+    model_name: str,
+    versions: tuple[int, int],
+    *,
+    start: datetime,
+    end: datetime,
+    skipped: SkippedRecords | None = None,
 ) -> dict[int, list[tuple[str, Any]]]:
     """``(row id, prediction)`` of every captured row each version served in the period: one read of capture."""
     rows: dict[int, list[tuple[str, Any]]] = {v: [] for v in versions}
-    for request in ports.capture.iter_requests(model_name, start, end):
+    for request in ports.capture.iter_requests(model_name, start, end, skipped=skipped):
         if request.model_version in rows:
             rows[request.model_version].extend(zip(request.row_ids, request.predictions, strict=True))
     return rows
@@ -156,8 +170,11 @@ def observe(ports: RolloutPorts, state: RolloutState, policy: RolloutPolicy, now
     canary, stable = state.challenger_version, state.champion_version
     champion = ports.registry.get_card(name, stable)
     cw = ports.cloudwatch
-    rows = served_rows(ports, name, (stable, canary), start=start, end=now)
-    actuals = ports.outcomes.read_all(name) if ports.outcomes is not None else {}
+    skipped = SkippedRecords()
+    rows = served_rows(ports, name, (stable, canary), start=start, end=now, skipped=skipped)
+    actuals = ports.outcomes.read_all(name, skipped=skipped) if ports.outcomes is not None else {}
+    if skipped.total:
+        logger.warning("rollout: corrupt records skipped", extra={"skipped": skipped.examples})
     quality = labelled_quality(champion, rows, actuals)
     answers = {version: [prediction for _, prediction in served] for version, served in rows.items()}
     return CanaryChecks(
@@ -172,6 +189,7 @@ def observe(ports: RolloutPorts, state: RolloutState, policy: RolloutPolicy, now
         stable_quality=quality.get(stable, (None, 0))[0],
         challenger_labeled=quality.get(canary, (None, 0))[1],
         stable_labeled=quality.get(stable, (None, 0))[1],
+        records_skipped=skipped.as_dict(),
     )
 
 
@@ -281,8 +299,9 @@ def tick(ports: RolloutPorts, model_name: str, policy: RolloutPolicy) -> TickRes
     checks = observe(ports, state, policy, now) if state.status == "canary" and not state.paused else None
     decision = decide(state, checks, policy, now)
     decided_at = ports.clock()
+    skipped = checks.records_skipped if checks is not None else {}
     if decision.action in ("none", "hold"):
-        return TickResult(decision.action, decision.reason, state)
+        return TickResult(decision.action, decision.reason, state, skipped)
     try:
         if decision.action == "start":
             _start(ports, state, policy, now)
@@ -294,7 +313,7 @@ def tick(ports: RolloutPorts, model_name: str, policy: RolloutPolicy) -> TickRes
         else:
             _rollback(ports, state, decided_at, decision.reason)
     except AliasBusyError as exc:
-        return TickResult("hold", exc.message, state)
+        return TickResult("hold", exc.message, state, skipped)
     ports.store.save(state, etag)
     if decision.action in ("promote", "rollback") and ports.publisher is not None:
         ports.publisher.publish(
@@ -306,7 +325,7 @@ def tick(ports: RolloutPorts, model_name: str, policy: RolloutPolicy) -> TickRes
                 "reason": decision.reason,
             },
         )
-    return TickResult(decision.action, decision.reason, state)
+    return TickResult(decision.action, decision.reason, state, skipped)
 
 
 def promote(ports: RolloutPorts, model_name: str, policy: RolloutPolicy) -> TickResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -343,3 +344,53 @@ def test_bad_events_and_missing_champion_are_errors(aws, bus, function_env):
         function.handle({"start": "2026-11-23T18:00:00Z"}, None)
     with pytest.raises(ModelNotFoundError):
         function.handle(load_event("schedule"), None)
+
+
+# --------------------------------------------------------------------------- corrupt records
+
+
+def write_corrupt_records(aws: Any, at: datetime) -> dict[str, int]:
+    """Corrupt capture lines, a capture object that is not gzip and corrupt outcome lines; how many of each."""
+    partition = f"{CFG.capture_prefix}/{CFG.model_name}/dt={at:%Y-%m-%d}/hour={at:%H}/"
+    lines = [
+        b"{not json",
+        b"[1, 2, 3]",
+        json.dumps({"request_id": "r-x", "ts": at.timestamp()}).encode(),  # fields missing
+        json.dumps(
+            {
+                "request_id": "r-y",
+                "ts": at.timestamp(),
+                "model_version": 1,
+                "n": 2,
+                "features": {"mean_radius": [1.0]},  # one value for two rows
+                "predictions": [0, 1],
+            }
+        ).encode(),
+        "\udcff".encode("utf-8", "surrogatepass"),  # not UTF-8
+    ]
+    aws.put_object(Bucket=CFG.data_bucket, Key=partition + "corrupt.jsonl.gz", Body=gzip.compress(b"\n".join(lines)))
+    aws.put_object(Bucket=CFG.data_bucket, Key=partition + "truncated.jsonl.gz", Body=b"\x1f\x8b not gzip")
+    outcome_key = f"{CFG.outcomes_prefix}/{CFG.model_name}/dt={at:%Y-%m-%d}/corrupt.jsonl"
+    outcomes = [b"garbage", b'{"request_id": 7, "actual": 1, "received_at": "x"}', b'{"request_id": "r-1-0"}']
+    aws.put_object(Bucket=CFG.data_bucket, Key=outcome_key, Body=b"\n".join(outcomes))
+    return {"capture": len(lines) + 1, "outcomes": len(outcomes)}
+
+
+def test_corrupt_capture_and_outcome_records_are_skipped_counted_and_reported(
+    drift_check, traffic, aws, lambda_context, emf
+):
+    truth = traffic.serve(400, NOW - timedelta(hours=3), seed=1)
+    S3OutcomeStore(aws, CFG.data_bucket, CFG.outcomes_prefix).put_batch(CFG.model_name, truth)
+    corrupt = write_corrupt_records(aws, NOW - timedelta(hours=3))
+
+    response = instrument(drift_check())(load_event("schedule"), lambda_context)
+
+    assert response["verdict"] == "NO_DRIFT"
+    assert response["rows_checked"] == 400  # every good record still counts
+    assert response["performance"]["labeled_rows"] == 400
+    assert response["records_skipped"] == corrupt == {"capture": 6, "outcomes": 3}
+    report = json.loads(s3_text(aws, response["report_json"])[0])
+    assert report["records_skipped"] == corrupt
+    assert {"name": "RecordsSkipped", "value": 9.0, "dims": {"model_name": CFG.model_name, "model_version": "1"}} in [
+        {**m, "value": float(m["value"])} for m in emf()
+    ]

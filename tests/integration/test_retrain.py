@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from collections.abc import Callable, Iterator
@@ -216,6 +217,8 @@ def test_retrain_registers_the_candidate_as_challenger_and_requests_a_rollout(
         "captured": traffic.labelled_rows,
         "duplicates_dropped": traffic.duplicate_rows,
         "unusable_dropped": traffic.unusable_rows,
+        "corrupt_capture_records_skipped": 0,
+        "corrupt_outcome_records_skipped": 0,
     }
     metrics = result["metrics"]
     assert metrics["primary_metric"] == "roc_auc"
@@ -595,3 +598,22 @@ def test_storage_failing_before_the_lock_is_a_counted_failure(
     assert result["started"] is False
     assert result["reasons"] == ["storage_error: reading the cooldown record failed: ServiceUnavailable"]
     assert emf_metrics(capsys.readouterr().out) == {"RetrainFailures": 1}
+
+
+def test_corrupt_capture_and_outcome_records_are_skipped_and_counted_and_retrain_goes_on(
+    traffic: Traffic, invoke: Any, aws: Any, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    at = clock.now - timedelta(minutes=30)
+    partition = f"{CFG.capture_prefix}/{NAME}/dt={at:%Y-%m-%d}/hour={at:%H}/"
+    aws.put_object(Bucket=CFG.data_bucket, Key=partition + "bad.jsonl.gz", Body=gzip.compress(b"{oops\n[]\n"))
+    aws.put_object(Bucket=CFG.data_bucket, Key=partition + "raw.jsonl.gz", Body=b"not gzip")
+    outcomes = f"{CFG.outcomes_prefix}/{NAME}/dt={at:%Y-%m-%d}/bad.jsonl"
+    aws.put_object(Bucket=CFG.data_bucket, Key=outcomes, Body=b'nope\n{"request_id": "r-0-0"}\n')
+
+    result = invoke(drift_event())
+
+    assert result["status"] == "registered", result["reasons"]
+    rows = result["training_rows"]
+    assert rows["captured"] == traffic.labelled_rows  # the good records all still count
+    assert (rows["corrupt_capture_records_skipped"], rows["corrupt_outcome_records_skipped"]) == (3, 2)
+    assert emf_metrics(capsys.readouterr().out)["RecordsSkipped"] == 5

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gzip
 import io
 import json
 import math
@@ -295,6 +296,23 @@ def test_a_good_challenger_starts_at_ten_percent_and_advances_to_fifty(world: Wo
     at_half = world.send(60)
 
     assert_binomial(at_half.served["2"], 60, 0.5)
+
+
+def test_corrupt_capture_and_outcome_records_are_skipped_and_counted_and_the_canary_goes_on(world: World) -> None:
+    world.train_challenger()
+    world.tick()
+    world.send(200)
+    now = world.clock()
+    s3, data = world.clients.s3, CFG.data_bucket
+    partition = f"{CFG.capture_prefix}/{CFG.model_name}/dt={now:%Y-%m-%d}/hour={now:%H}/"
+    s3.put_object(Bucket=data, Key=partition + "bad.jsonl.gz", Body=gzip.compress(b"{oops\n"))
+    s3.put_object(Bucket=data, Key=f"{CFG.outcomes_prefix}/{CFG.model_name}/dt={now:%Y-%m-%d}/x.jsonl", Body=b"[]")
+
+    advanced = world.tick()
+
+    assert (advanced.action, advanced.reason) == ("advance", "stage passed")
+    assert advanced.records_skipped == {"capture": 1, "outcomes": 1}
+    assert advanced.as_dict()["records_skipped"] == {"capture": 1, "outcomes": 1}
 
 
 def test_a_new_stage_waits_for_its_own_traffic(world: World) -> None:

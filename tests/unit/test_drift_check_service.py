@@ -52,7 +52,12 @@ class FakeCaptures:
     fail_after: int | None = None
 
     def iter_requests(
-        self, model_name: str, start: datetime, end: datetime, model_version: int | None = None
+        self,
+        model_name: str,
+        start: datetime,
+        end: datetime,
+        model_version: int | None = None,
+        skipped: Any = None,
     ) -> Iterator[CapturedRequest]:
         for i, request in enumerate(self.requests):
             if self.fail_after is not None and i == self.fail_after:
@@ -65,7 +70,7 @@ class FakeCaptures:
 class FakeOutcomes:
     outcomes: dict[str, Any] = field(default_factory=dict)
 
-    def read_all(self, model_name: str) -> dict[str, Any]:
+    def read_all(self, model_name: str, skipped: Any = None) -> dict[str, Any]:
         return dict(self.outcomes)
 
 
