@@ -111,9 +111,10 @@ class ConcurrentUpdateError(RegistryError):
 
 
 class StorageError(MlopsError):
-    """A write or read against the storage backend failed."""
+    """A write or read against the storage backend failed: a dependency's failure, answered 503 (retry later)."""
 
     code = "storage_error"
+    public_message = "storage is unavailable; nothing was stored; retry after the Retry-After delay"
 
 
 class ModelUnavailableError(MlopsError):
@@ -150,7 +151,10 @@ HTTP_STATUS: dict[type[MlopsError], int] = {
     MethodNotAllowedError: 405,
     RequestError: 400,
     ModelUnavailableError: 503,
+    StorageError: 503,
 }
+# Seconds a client waits before retrying a 503 (the ``Retry-After`` header of every 503).
+RETRY_AFTER_SECONDS = 5
 
 
 def http_status_for(exc: MlopsError) -> int:
@@ -164,8 +168,10 @@ def http_status_for(exc: MlopsError) -> int:
 def error_body(exc: MlopsError, request_id: str | None) -> dict[str, Any]:
     """The stable error body: code, message, field details. Internal errors say nothing more."""
     status = http_status_for(exc)
-    if status >= 500 and not isinstance(exc, ModelUnavailableError):
-        body: dict[str, Any] = {"code": "internal_error", "message": "internal error", "errors": []}
+    if isinstance(exc, StorageError):  # its message names buckets and keys: only the code and what to do
+        body: dict[str, Any] = {"code": exc.code, "message": StorageError.public_message, "errors": []}
+    elif status >= 500 and not isinstance(exc, ModelUnavailableError):
+        body = {"code": "internal_error", "message": "internal error", "errors": []}
     else:
         errors = exc.errors if isinstance(exc, RequestError) else []
         body = {"code": exc.code, "message": exc.message, "errors": [e.as_dict() for e in errors]}

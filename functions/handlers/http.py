@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pydantic_core
 
 from functions.errors import (
+    RETRY_AFTER_SECONDS,
     FieldError,
     MethodNotAllowedError,
     MlopsError,
@@ -34,16 +35,22 @@ def _text(body: Any) -> str:
     return body.decode() if isinstance(body, bytes) else pydantic_core.to_json(body).decode()
 
 
+def _extra_headers(status: int) -> dict[str, str]:
+    """``Retry-After`` on every 503 (a model not loaded yet, storage unavailable): when to try again."""
+    return {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else {}
+
+
 def json_response(status: int, body: Any) -> Response[str]:
     """A resolver response with a JSON body (``bytes`` are taken as already-serialised JSON)."""
     from aws_lambda_powertools.event_handler import Response
 
-    return Response(status_code=status, content_type=JSON, body=_text(body))
+    return Response(status_code=status, content_type=JSON, body=_text(body), headers=_extra_headers(status) or None)
 
 
 def proxy_response(status: int, body: Any) -> dict[str, Any]:
     """The API Gateway proxy response itself, for routes served without the resolver."""
-    return {"statusCode": status, "headers": {"Content-Type": JSON}, "body": _text(body), "isBase64Encoded": False}
+    headers = {"Content-Type": JSON, **_extra_headers(status)}
+    return {"statusCode": status, "headers": headers, "body": _text(body), "isBase64Encoded": False}
 
 
 def request_id_of(event: Mapping[str, Any]) -> str:

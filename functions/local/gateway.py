@@ -71,6 +71,9 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
         if response.get("isBase64Encoded"):
             data = base64.b64decode(data)
         headers = {k: v for k, v in (response.get("headers") or {}).items() if isinstance(v, str)}
+        for key, values in (response.get("multiValueHeaders") or {}).items():  # API Gateway merges both
+            if isinstance(values, list) and values:
+                headers[key] = ", ".join(str(v) for v in values)
         headers.setdefault("Content-Type", "application/json")
         headers["x-amzn-RequestId"] = event["requestContext"]["requestId"]
         self._reply(int(response.get("statusCode", 502)), headers, data)

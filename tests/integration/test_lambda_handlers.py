@@ -68,4 +68,5 @@ def test_predict_lambda_handler_without_a_model_answers_503(aws, function_env, f
     response = predict_module.lambda_handler(load_event("predict_single"), lambda_context)
 
     assert response["statusCode"] == 503
+    assert response["headers"]["Retry-After"] == "5"
     assert response_json(response)["code"] == "model_unavailable"

@@ -169,15 +169,18 @@ def test_no_model_is_503(aws, cfg, outcome_function, lambda_context):
     assert store(aws, cfg).read_all(NAME) == {}
 
 
-def test_a_failed_write_is_never_reported_as_accepted(champion, aws, cfg, outcome_function, lambda_context):
-    status, body = call(
-        outcome_function(data_bucket="mlops-local-no-such-data"), load_event("log_outcome"), lambda_context
-    )
+def test_a_failed_write_is_never_reported_as_accepted_and_is_a_503_to_retry(
+    champion, aws, cfg, outcome_function, lambda_context
+):
+    function = outcome_function(data_bucket="mlops-local-no-such-data")
+    response = function.handle(load_event("log_outcome"), lambda_context)
 
-    assert status == 500
-    assert body == {
-        "code": "internal_error",
-        "message": "internal error",
+    assert response["statusCode"] == 503
+    multi = response.get("multiValueHeaders") or {}  # the REST resolver answers multi-value headers
+    assert {**response.get("headers", {}), **{k: v[-1] for k, v in multi.items()}}["Retry-After"] == "5"
+    assert response_json(response) == {
+        "code": "storage_error",
+        "message": "storage is unavailable; nothing was stored; retry after the Retry-After delay",
         "errors": [],
         "request_id": request_id(load_event("log_outcome")),
     }

@@ -47,7 +47,7 @@ STATUSES = [
     (IncompatibleModelError("x"), 500),
     (ConcurrentUpdateError("x"), 500),
     (RegistryError("x"), 500),
-    (StorageError("x"), 500),
+    (StorageError("x"), 503),
     (TrainingError("x"), 500),
     (ModelOutputError("x"), 500),
     (MlopsError("x"), 500),
@@ -81,7 +81,6 @@ def test_error_body_without_request_id_or_fields():
 
 
 SECRETS = [
-    StorageError("reading s3://mlops-prod-registry/models/m/aliases.json failed: AccessDenied"),
     ArtifactIntegrityError("SHA-256 is abc, the model card records def"),
     ModelOutputError("model returned non-finite probabilities"),
     ModelNotFoundError("secret-model", 7),
@@ -95,6 +94,20 @@ def test_server_error_body_says_nothing_more(exc: MlopsError):
 
     assert body == {"code": "internal_error", "message": "internal error", "errors": [], "request_id": "req-9"}
     assert exc.message not in json.dumps(body)
+
+
+def test_storage_unavailable_is_its_own_code_and_names_no_bucket_or_key():
+    exc = StorageError("reading s3://mlops-prod-registry/models/m/aliases.json failed: AccessDenied")
+
+    body = error_body(exc, "req-3")
+
+    assert body == {
+        "code": "storage_error",
+        "message": "storage is unavailable; nothing was stored; retry after the Retry-After delay",
+        "errors": [],
+        "request_id": "req-3",
+    }
+    assert "mlops-prod-registry" not in json.dumps(body) and "AccessDenied" not in json.dumps(body)
 
 
 def test_model_unavailable_names_its_code():
