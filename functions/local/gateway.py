@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import threading
 import traceback
 from collections.abc import Callable
@@ -23,9 +24,20 @@ ROUTES: dict[tuple[str, str], str] = {
 }
 
 
+JSON_HEADERS = {"Content-Type": "application/json"}
+# What API Gateway (REST, IAM auth) answers for a method or path the API does not define.
+MISSING_TOKEN = json.dumps({"message": "Missing Authentication Token"}).encode()
+
+
 class _ApiRequestHandler(BaseHTTPRequestHandler):
     server: ApiServer
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        # Each response leaves in one write; without NODELAY a keep-alive client would still wait for
+        # its delayed ACK whenever a write follows another unacknowledged one.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self) -> None:
         self._serve("GET")
@@ -39,15 +51,45 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._serve("DELETE")
 
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def do_OPTIONS(self) -> None:
+        self._serve("OPTIONS")
+
+    def do_HEAD(self) -> None:
+        self._serve("HEAD")
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer a request the gateway cannot read, and close: its body may still be on the wire."""
+        self.close_connection = True
+        self._reply(status, dict(JSON_HEADERS), json.dumps({"message": message}).encode())
+
+    def _body_length(self) -> int | None:
+        """The declared body length; None after refusing a chunked, malformed or oversized one."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            self._refuse(411, "chunked request bodies are not accepted: send Content-Length")
+            return None
+        declared = (self.headers.get("Content-Length") or "0").strip()
+        if not declared.isdigit():  # also refuses "-1" and "+5"
+            self._refuse(400, f"Content-Length must be a non-negative integer, got {declared[:40]!r}")
+            return None
+        length = int(declared)
+        if length > API_GATEWAY_MAX_BODY:
+            self._refuse(413, "request body exceeds 10 MB")
+            return None
+        return length
+
     def _serve(self, method: str) -> None:
         url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > API_GATEWAY_MAX_BODY:
-            body = {"code": "payload_too_large", "message": "request body exceeds 10 MB"}
-            self._reply(413, {"Content-Type": "application/json"}, json.dumps(body).encode())
-            self.close_connection = True
+        length = self._body_length()
+        if length is None:
             return
         raw = self.rfile.read(length) if length else b""
+        function = ROUTES.get((method, url.path))
+        if function is None:
+            self._reply(403, {**JSON_HEADERS, "x-amzn-ErrorType": "MissingAuthenticationTokenException"}, MISSING_TOKEN)
+            return
         try:
             text, encoded = (raw.decode("utf-8") if raw else None), False
         except UnicodeDecodeError:
@@ -62,7 +104,7 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
         )
         event["isBase64Encoded"] = encoded
         try:
-            response = self.server.host.invoke(ROUTES.get((method, url.path), "predict"), event)
+            response = self.server.host.invoke(function, event)
         except Exception:  # noqa: BLE001 - a crashed invocation is a 502 at API Gateway too
             traceback.print_exc()
             response = {"statusCode": 502, "body": json.dumps({"message": "Internal server error"})}
@@ -79,12 +121,16 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
         self._reply(int(response.get("statusCode", 502)), headers, data)
 
     def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        """Status line, headers and body in one write."""
+        reason = self.responses[status][0] if status in self.responses else ""
+        head = [f"{self.protocol_version} {status} {reason}", f"Date: {self.date_time_string()}"]
+        head += [f"{key}: {value}" for key, value in headers.items()]
+        head.append(f"Content-Length: {len(data)}")
+        if self.close_connection:
+            head.append("Connection: close")
+        self.log_request(status)
+        body = b"" if self.command == "HEAD" else data
+        self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's signature
         if self.server.access_log is not None:
@@ -95,6 +141,7 @@ class ApiServer(ThreadingHTTPServer):
     """The local REST API, on loopback only."""
 
     daemon_threads = True
+    request_queue_size = 128  # listen backlog: 32 clients connecting at once must not be reset
 
     def __init__(self, port: int, host: FunctionHost, access_log: Callable[[str], None] | None) -> None:
         super().__init__(("127.0.0.1", port), _ApiRequestHandler)
