@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from functions.adapters.locks import LOCK_PREFIX
 from functions.config import StageConfig
+from functions.domain.card import ARTIFACT_FILES
 from infra.settings import StorageSettings
 
 ABORT_UPLOADS_AFTER = Duration.days(7)
+VERSION_OBJECTS = "models/*/versions/*/"  # a registered version's folder in the registry bucket
 
 
 class StorageConstruct(Construct):
@@ -61,6 +64,7 @@ class StorageConstruct(Construct):
                 s3.LifecycleRule(id="abort-uploads", abort_incomplete_multipart_upload_after=ABORT_UPLOADS_AFTER),
             ],
         )
+        self._protect_versions()
         self.data = self._bucket(
             "DataBucket",
             "data/",
@@ -87,6 +91,36 @@ class StorageConstruct(Construct):
                     abort_incomplete_multipart_upload_after=ABORT_UPLOADS_AFTER,
                 ),
             ],
+        )
+
+    def _protect_versions(self) -> None:
+        """Make a registered version's artifacts and card immutable for every principal, not only in our code.
+
+        S3 refuses a write with ``If-None-Match: *`` when the key exists, so requiring that header makes
+        artifacts write-once. The card may also be replaced with ``If-Match`` on its current ETag: only
+        ``mlops upgrade-registry`` does that (with the operator's credentials), after the fidelity check, to
+        point a legacy version at its new graph. ``status.json`` in the same folder stays writable.
+        """
+        artifacts = [self.registry.arn_for_objects(VERSION_OBJECTS + name) for name in ARTIFACT_FILES.values()]
+        self.registry.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="ArtifactsAreWriteOnce",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:PutObject"],
+                resources=artifacts,
+                conditions={"Null": {"s3:if-none-match": "true"}},
+            )
+        )
+        self.registry.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CardsAreWrittenConditionally",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:PutObject"],
+                resources=[self.registry.arn_for_objects(VERSION_OBJECTS + "card.json")],
+                conditions={"Null": {"s3:if-none-match": "true", "s3:if-match": "true"}},
+            )
         )
 
     def _bucket(self, construct_id: str, log_prefix: str, lifecycle_rules: list[s3.LifecycleRule]) -> s3.Bucket:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_cdk.assertions import Match
@@ -112,3 +113,33 @@ def test_exports_are_the_names_other_stacks_import(synth: Synthesized, stage: st
     assert imported == exported
     assert export_name(config, "registry-bucket-name") in exported
     synth.template(stage, "storage").has_output("*", {"Export": {"Name": Match.string_like_regexp("-data-key-arn$")}})
+
+
+def _registry_statements(synth: Synthesized, stage: str) -> dict[str, dict[str, Any]]:
+    buckets = synth.resources(stage, "storage", "AWS::S3::Bucket")
+    (registry_id,) = [i for i in buckets if i.startswith("StorageRegistryBucket") or "RegistryBucket" in i]
+    for policy in synth.resources(stage, "storage", "AWS::S3::BucketPolicy").values():
+        if policy["Properties"]["Bucket"] == {"Ref": registry_id}:
+            return {s.get("Sid", ""): s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    raise AssertionError("no policy on the registry bucket")
+
+
+def _suffixes(statement: dict[str, Any]) -> set[str]:
+    resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+    return {json.dumps(r).rsplit("/models/", 1)[-1].rstrip('"]}') for r in resources}
+
+
+def test_a_versions_artifacts_and_card_cannot_be_overwritten_by_any_principal(synth: Synthesized, stage: str):
+    statements = _registry_statements(synth, stage)
+
+    artifacts = statements["ArtifactsAreWriteOnce"]
+    assert (artifacts["Effect"], artifacts["Principal"], artifacts["Action"]) == ("Deny", {"AWS": "*"}, "s3:PutObject")
+    assert artifacts["Condition"] == {"Null": {"s3:if-none-match": "true"}}
+    assert _suffixes(artifacts) == {f"*/versions/*/{name}" for name in ("model.onnx", "model.skops", "model.joblib")}
+
+    card = statements["CardsAreWrittenConditionally"]
+    assert (card["Effect"], card["Principal"], card["Action"]) == ("Deny", {"AWS": "*"}, "s3:PutObject")
+    assert card["Condition"] == {"Null": {"s3:if-none-match": "true", "s3:if-match": "true"}}
+    assert _suffixes(card) == {"*/versions/*/card.json"}
+    # Everything else in the registry (aliases, status, rollout state, locks) stays writable by its roles.
+    assert not any("status.json" in json.dumps(s) or "aliases" in json.dumps(s) for s in statements.values())
