@@ -105,23 +105,28 @@ class LambdaAliasDeployer:
         waiter = self._lambda.get_waiter("function_updated_v2")
         waiter.wait(FunctionName=self.function_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
 
-    def set_canary(self, stable_version: str, canary_version: str, weight: float) -> None:
-        """Send ``weight`` of the traffic to ``canary_version`` and the rest to ``stable_version``."""
-        weights = {canary_version: weight} if check_weight(weight) > 0 else {}
-        self._call(
-            "update_alias",
-            FunctionName=self.function_name,
-            Name=self.alias_name,
-            FunctionVersion=stable_version,
-            RoutingConfig={"AdditionalVersionWeights": weights},
-        )
+    def set_canary(
+        self, stable_version: str, canary_version: str, weight: float, revision_id: str | None = None
+    ) -> None:
+        """Send ``weight`` of the traffic to ``canary_version`` and the rest to ``stable_version``.
 
-    def route_all(self, function_version: str) -> None:
-        """All traffic to one version, no canary."""
-        self._call(
-            "update_alias",
-            FunctionName=self.function_name,
-            Name=self.alias_name,
-            FunctionVersion=function_version,
-            RoutingConfig={"AdditionalVersionWeights": {}},
-        )
+        With ``revision_id``, Lambda refuses the change if the alias was updated since that revision
+        was read (moto ignores it; the rollout state's compare-and-swap is what the tests rely on).
+        """
+        weights = {canary_version: weight} if check_weight(weight) > 0 else {}
+        self._update(stable_version, weights, revision_id)
+
+    def route_all(self, function_version: str, revision_id: str | None = None) -> None:
+        """All traffic to one version, no canary (``revision_id`` as in ``set_canary``)."""
+        self._update(function_version, {}, revision_id)
+
+    def _update(self, stable_version: str, weights: dict[str, float], revision_id: str | None) -> None:
+        kwargs: dict[str, Any] = {
+            "FunctionName": self.function_name,
+            "Name": self.alias_name,
+            "FunctionVersion": stable_version,
+            "RoutingConfig": {"AdditionalVersionWeights": weights},
+        }
+        if revision_id:
+            kwargs["RevisionId"] = revision_id
+        self._call("update_alias", **kwargs)

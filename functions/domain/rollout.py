@@ -40,6 +40,25 @@ class RolloutEvent(BaseModel):
     weight: float | None = None
 
 
+StepAction = Literal["start", "advance", "promote", "rollback"]
+
+
+class PendingStep(BaseModel):
+    """A step written to the state before its alias change is made, and cleared once it is done.
+
+    Every alias change happens between these two compare-and-swap writes, so two actors (a scheduled
+    tick, an operator's command) serialize on the state, and whoever finds a step still pending (its
+    actor crashed or is slow) finishes it before doing anything else.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: StepAction
+    reason: str
+    written_at: datetime
+    alias_revision: str | None = Field(default=None, description="the alias's RevisionId when the step was written")
+
+
 class RolloutState(BaseModel):
     """Everything the controller knows about the current (or last) rollout of one model."""
 
@@ -59,12 +78,24 @@ class RolloutState(BaseModel):
     stage_started_at: datetime | None = None
     finished_at: datetime | None = None
     reason: str = ""
+    pending: PendingStep | None = None
     history: list[RolloutEvent] = Field(default_factory=list)
     rollbacks: list[RollbackRecord] = Field(default_factory=list)
 
     @property
     def active(self) -> bool:
         return self.status in ACTIVE
+
+    def desired_routing(self) -> tuple[str, dict[str, float]] | None:
+        """Where this state says the alias sends traffic (stable version, canary weights); None if it says nothing."""
+        if self.status == "canary" and self.stable_function_version and self.canary_function_version:
+            weights = {self.canary_function_version: self.weight} if 0 < self.weight < 1 else {}
+            return (self.canary_function_version, {}) if self.weight >= 1 else (self.stable_function_version, weights)
+        if self.status == "promoted" and self.canary_function_version:
+            return self.canary_function_version, {}
+        if self.status == "rolled_back" and self.stable_function_version:
+            return self.stable_function_version, {}
+        return None
 
     def note(self, at: datetime, what: str, weight: float | None = None) -> None:
         self.history.append(RolloutEvent(at=at, what=what, weight=weight))

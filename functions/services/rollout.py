@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -19,7 +19,16 @@ from functions.adapters.rollout_state import S3RolloutStore
 from functions.adapters.skipped import SkippedRecords
 from functions.domain.baseline import bin_counts
 from functions.domain.card import ModelCard
-from functions.domain.rollout import CanaryChecks, Decision, RollbackRecord, RolloutPolicy, RolloutState, decide
+from functions.domain.rollout import (
+    CanaryChecks,
+    Decision,
+    PendingStep,
+    RollbackRecord,
+    RolloutPolicy,
+    RolloutState,
+    StepAction,
+    decide,
+)
 from functions.errors import ConcurrentUpdateError, MlopsError
 from functions.observability import logger
 
@@ -214,7 +223,6 @@ def _start(ports: RolloutPorts, state: RolloutState, policy: RolloutPolicy, now:
     if stable_fn is None:
         raise RolloutError(f"the alias already serves v{state.challenger_version}; nothing to canary")
     _create_alarms(ports, name, state.challenger_version)
-    ports.deployer.set_canary(stable_fn, canary_fn, policy.stages[0])
     state.status, state.stage_index, state.weight = "canary", 0, policy.stages[0]
     state.stable_function_version, state.canary_function_version = stable_fn, canary_fn
     state.started_at = state.stage_started_at = now
@@ -231,10 +239,8 @@ def _check_alias_is_ours(ports: RolloutPorts, state: RolloutState) -> None:
         )
 
 
-def _advance(ports: RolloutPorts, state: RolloutState, decision: Decision, now: datetime) -> None:
+def _advance(state: RolloutState, decision: Decision, now: datetime) -> None:
     assert state.stable_function_version and state.canary_function_version and decision.weight is not None
-    _check_alias_is_ours(ports, state)
-    ports.deployer.set_canary(state.stable_function_version, state.canary_function_version, decision.weight)
     state.stage_index += 1
     state.weight, state.stage_started_at = decision.weight, now
     state.note(
@@ -242,63 +248,165 @@ def _advance(ports: RolloutPorts, state: RolloutState, decision: Decision, now: 
     )
 
 
-def _promote(ports: RolloutPorts, state: RolloutState, now: datetime, reason: str) -> None:
+def _promote(state: RolloutState, now: datetime, reason: str) -> None:
     assert state.canary_function_version and state.challenger_version is not None
-    name, version = state.model_name, state.challenger_version
-    ports.deployer.route_all(state.canary_function_version)
-    aliases = ports.registry.get_aliases(name)
-    if aliases.get("champion") != version:
-        ports.registry.set_aliases(
-            name,
-            {"champion": version, "previous": state.champion_version, "challenger": None},
-            expect={"champion": state.champion_version},
-            reason=f"rollout promoted v{version}: {reason}",
-        )
-    ports.registry.set_status(name, version, "champion", reason)
-    ports.cloudwatch.delete_alarms(alarm_names(ports, name, version))
     state.status, state.weight, state.finished_at = "promoted", 1.0, now
-    state.note(now, f"v{version} promoted to champion ({reason})", 1.0)
+    state.note(now, f"v{state.challenger_version} promoted to champion ({reason})", 1.0)
 
 
-def _rollback(ports: RolloutPorts, state: RolloutState, now: datetime, reason: str) -> None:
+def _rollback(state: RolloutState, now: datetime, reason: str) -> None:
     assert state.stable_function_version and state.challenger_version is not None
-    name, version = state.model_name, state.challenger_version
-    weight = state.weight
-    ports.deployer.route_all(state.stable_function_version)
-    reverted = ports.clock()
-    aliases = ports.registry.get_aliases(name)
-    if aliases.get("challenger") == version:
-        try:
-            ports.registry.set_aliases(
-                name, {"challenger": None}, expect={"challenger": version}, reason=f"rolled back: {reason}"
-            )
-        except ConcurrentUpdateError:
-            pass  # someone moved the challenger meanwhile; the rollback itself is done
-    ports.registry.set_status(name, version, "rejected", f"rolled back during canary: {reason}")
-    ports.cloudwatch.delete_alarms(alarm_names(ports, name, version))
     state.rollbacks.append(
         RollbackRecord(
-            challenger_version=version,
+            challenger_version=state.challenger_version,
             reason=reason,
             canary_started_at=state.started_at or now,
             detected_at=now,
-            reverted_at=reverted,
-            weight_at_detection=weight,
+            reverted_at=now,  # set again when the alias has moved
+            weight_at_detection=state.weight,
         )
     )
-    state.status, state.weight, state.finished_at = "rolled_back", 0.0, reverted
-    state.note(reverted, f"v{version} rolled back: {reason}", 0.0)
+    state.status, state.weight, state.finished_at = "rolled_back", 0.0, now
+    state.note(now, f"v{state.challenger_version} rolled back: {reason}", 0.0)
+
+
+# -- making a step: write it, move the alias, mark it done ------------------------------------------------
+def _routing_is(ports: RolloutPorts, stable: str, weights: dict[str, float]) -> bool:
+    routing = ports.deployer.routing()
+    return (
+        routing.stable_version == stable
+        and routing.weights.keys() == weights.keys()
+        and all(abs(routing.weights[v] - w) < 1e-9 for v, w in weights.items())
+    )
+
+
+def _move_alias(ports: RolloutPorts, target: tuple[str, dict[str, float]], revision: str | None) -> None:
+    """Make the alias route as ``target`` says, unless it already does (a step may be made twice)."""
+    stable, weights = target
+    if _routing_is(ports, stable, weights):
+        return
+    try:
+        if weights:
+            ((canary, weight),) = weights.items()
+            ports.deployer.set_canary(stable, canary, weight, revision_id=revision)
+        else:
+            ports.deployer.route_all(stable, revision_id=revision)
+    except MlopsError as exc:
+        if _routing_is(ports, stable, weights):
+            return
+        raise AliasBusyError(f"the alias changed since this step was written ({exc.message}); waiting") from exc
+
+
+def _apply(ports: RolloutPorts, state: RolloutState) -> None:
+    """Make the pending step: the alias as the state says, and the registry records the step implies.
+
+    Idempotent, so a step found pending (its actor crashed or is slow) is simply made again.
+    """
+    step, target = state.pending, state.desired_routing()
+    assert step is not None and target is not None and state.challenger_version is not None
+    name, version = state.model_name, state.challenger_version
+    if step.action == "promote":  # the registry first: a refused alias update leaves traffic where it was
+        aliases = ports.registry.get_aliases(name)
+        if aliases.get("champion") != version:
+            ports.registry.set_aliases(
+                name,
+                {"champion": version, "previous": state.champion_version, "challenger": None},
+                expect={"champion": state.champion_version},
+                reason=f"rollout promoted v{version}: {step.reason}",
+            )
+        ports.registry.set_status(name, version, "champion", step.reason)
+    _move_alias(ports, target, step.alias_revision)
+    if step.action == "rollback":
+        aliases = ports.registry.get_aliases(name)
+        if aliases.get("challenger") == version:
+            try:
+                ports.registry.set_aliases(
+                    name, {"challenger": None}, expect={"challenger": version}, reason=f"rolled back: {step.reason}"
+                )
+            except ConcurrentUpdateError:
+                pass  # someone moved the challenger meanwhile; the rollback itself is done
+        ports.registry.set_status(name, version, "rejected", f"rolled back during canary: {step.reason}")
+    if step.action in ("promote", "rollback"):
+        ports.cloudwatch.delete_alarms(alarm_names(ports, name, version))
+
+
+def _done(ports: RolloutPorts, state: RolloutState, etag: str) -> RolloutState:
+    """Mark the pending step done (compare-and-swap); returns the state as stored afterwards.
+
+    If another actor wrote meanwhile (it finished this step, and perhaps took another), this actor's
+    alias change may have landed after theirs: the alias is set again to what the latest state says.
+    """
+    step = state.pending
+    assert step is not None
+    finished = ports.clock()
+    if step.action == "rollback" and state.rollbacks:
+        state.rollbacks[-1].reverted_at = finished
+        state.finished_at = finished
+    state.pending = None
+    try:
+        ports.store.save(state, etag)
+    except ConcurrentUpdateError:
+        latest, _ = ports.store.load(state.model_name)
+        target = latest.desired_routing()
+        if latest.pending is None and target is not None:
+            _move_alias(ports, target, None)
+        return latest
+    return state
+
+
+def _commit(
+    ports: RolloutPorts, state: RolloutState, etag: str | None, action: StepAction, reason: str
+) -> RolloutState:
+    """Write the step to the state (compare-and-swap), make it, mark it done.
+
+    Raises:
+        ConcurrentUpdateError: another actor wrote the state first; nothing was changed.
+    """
+    revision = ports.deployer.routing().revision_id
+    state.pending = PendingStep(action=action, reason=reason, written_at=ports.clock(), alias_revision=revision)
+    written = ports.store.save(state, etag)
+    _apply(ports, state)
+    return _done(ports, state, written)
+
+
+def _finish_pending(ports: RolloutPorts, state: RolloutState, etag: str | None) -> tuple[RolloutState, str | None]:
+    """Make a step found pending and mark it done; the state and ETag to go on from."""
+    assert state.pending is not None and etag is not None
+    _apply(ports, state)
+    _done(ports, state, etag)
+    return ports.store.load(state.model_name)
+
+
+def _announce(ports: RolloutPorts, state: RolloutState, action: str, reason: str) -> None:
+    if action in ("promote", "rollback") and ports.publisher is not None:
+        ports.publisher.publish(
+            ROLLOUT_FINISHED,
+            {
+                "model_name": state.model_name,
+                "version": state.challenger_version,
+                "outcome": state.status,
+                "reason": reason,
+            },
+        )
 
 
 # -- entry points -----------------------------------------------------------------------------------
 def tick(ports: RolloutPorts, model_name: str, policy: RolloutPolicy) -> TickResult:
-    """Look at the rollout once and take at most one step. Safe to run twice or concurrently:
-    every AWS change is idempotent and the state is saved by compare-and-swap."""
+    """Look at the rollout once and take at most one step. Safe to run twice or concurrently: every
+    alias change is written to the state first and marked done after, both by compare-and-swap, and a
+    step found pending (a crash, a slower actor) is finished before anything else."""
     now = ports.clock()
     state, etag = ports.store.load(model_name)
+    if state.pending is not None:
+        step = state.pending
+        try:
+            state, _ = _finish_pending(ports, state, etag)
+        except AliasBusyError as exc:
+            return TickResult("hold", exc.message, state)
+        _announce(ports, state, step.action, step.reason)
+        return TickResult(step.action, f"finished the step written at {step.written_at:%H:%M:%S}: {step.reason}", state)
     checks = observe(ports, state, policy, now) if state.status == "canary" and not state.paused else None
     decision = decide(state, checks, policy, now)
-    decided_at = ports.clock()
     skipped = checks.records_skipped if checks is not None else {}
     if decision.action in ("none", "hold"):
         return TickResult(decision.action, decision.reason, state, skipped)
@@ -306,67 +414,109 @@ def tick(ports: RolloutPorts, model_name: str, policy: RolloutPolicy) -> TickRes
         if decision.action == "start":
             _start(ports, state, policy, now)
         elif decision.action == "advance":
-            _advance(ports, state, decision, now)
+            _check_alias_is_ours(ports, state)
+            _advance(state, decision, now)
         elif decision.action == "promote":
             _check_alias_is_ours(ports, state)
-            _promote(ports, state, now, decision.reason)
+            _promote(state, now, decision.reason)
         else:
-            _rollback(ports, state, decided_at, decision.reason)
+            _rollback(state, now, decision.reason)
+        state = _commit(ports, state, etag, cast(StepAction, decision.action), decision.reason)
     except AliasBusyError as exc:
-        return TickResult("hold", exc.message, state, skipped)
-    ports.store.save(state, etag)
-    if decision.action in ("promote", "rollback") and ports.publisher is not None:
-        ports.publisher.publish(
-            ROLLOUT_FINISHED,
-            {
-                "model_name": model_name,
-                "version": state.challenger_version,
-                "outcome": state.status,
-                "reason": decision.reason,
-            },
-        )
+        return TickResult("hold", exc.message, ports.store.load(model_name)[0], skipped)
+    except ConcurrentUpdateError:
+        reason = "another actor changed the rollout meanwhile; the next tick looks again"
+        return TickResult("hold", reason, ports.store.load(model_name)[0], skipped)
+    _announce(ports, state, decision.action, decision.reason)
     return TickResult(decision.action, decision.reason, state, skipped)
+
+
+OPERATOR_ATTEMPTS = 5
+
+
+def _as_operator(
+    ports: RolloutPorts,
+    model_name: str,
+    act: Callable[[RolloutState, str | None], TickResult],
+    *,
+    command: StepAction | None = None,
+    undo: bool = False,
+) -> TickResult:
+    """Run an operator command on the latest state, after finishing any step found pending; retried when
+    another actor (a tick) writes the state at the same moment. A pending step of the same ``command``
+    (one interrupted earlier) is finished and is the command's result. With ``undo``, a pending step that
+    cannot be finished is overridden (a rollback takes traffic back whatever the step was)."""
+    for _ in range(OPERATOR_ATTEMPTS):
+        state, etag = ports.store.load(model_name)
+        try:
+            step = state.pending
+            if step is not None:
+                try:
+                    state, etag = _finish_pending(ports, state, etag)
+                except RolloutError:
+                    if not undo:
+                        raise
+                    state.pending = None  # overridden by the rollback below, which moves the alias itself
+                else:
+                    if step.action == command:
+                        _announce(ports, state, step.action, step.reason)
+                        return TickResult(step.action, f"finished the interrupted {command}: {step.reason}", state)
+            return act(state, etag)
+        except ConcurrentUpdateError:
+            continue
+    raise ConcurrentUpdateError(f"the rollout of {model_name} kept changing under this command; run it again")
 
 
 def promote(ports: RolloutPorts, model_name: str, policy: RolloutPolicy) -> TickResult:
     """Operator: finish a running canary now, or start the canary of a waiting challenger."""
-    now = ports.clock()
-    state, etag = ports.store.load(model_name)
-    if state.status == "canary":
-        _promote(ports, state, now, "promoted by an operator")
-        ports.store.save(state, etag)
-        return TickResult("promote", "promoted by an operator", state)
-    challenger = ports.registry.get_aliases(model_name).get("challenger")
-    if challenger is None:
-        raise RolloutError(f"{model_name} has no challenger to promote and no canary running")
-    champion = ports.registry.get_aliases(model_name).get("champion")
-    if not ports.store.request(model_name, challenger, champion, "requested by an operator"):
-        raise RolloutError("a rollout is already pending")
-    return TickResult(
-        "requested", f"canary of v{challenger} requested; the next tick starts it", ports.store.load(model_name)[0]
-    )
+
+    def act(state: RolloutState, etag: str | None) -> TickResult:
+        if state.status == "canary":
+            reason = "promoted by an operator"
+            _promote(state, ports.clock(), reason)
+            state = _commit(ports, state, etag, "promote", reason)
+            _announce(ports, state, "promote", reason)
+            return TickResult("promote", reason, state)
+        challenger = ports.registry.get_aliases(model_name).get("challenger")
+        if challenger is None:
+            raise RolloutError(f"{model_name} has no challenger to promote and no canary running")
+        champion = ports.registry.get_aliases(model_name).get("champion")
+        if not ports.store.request(model_name, challenger, champion, "requested by an operator"):
+            raise RolloutError("a rollout is already pending")
+        return TickResult(
+            "requested", f"canary of v{challenger} requested; the next tick starts it", ports.store.load(model_name)[0]
+        )
+
+    return _as_operator(ports, model_name, act, command="promote")
 
 
 def rollback(ports: RolloutPorts, model_name: str, reason: str = "rolled back by an operator") -> TickResult:
     """Operator: end a running canary now (weight to 0, challenger rejected)."""
-    now = ports.clock()
-    state, etag = ports.store.load(model_name)
-    if state.status not in ("canary", "pending"):
-        raise RolloutError(f"no canary of {model_name} is running (status {state.status})")
-    if state.status == "pending":
-        state.status, state.finished_at = "rolled_back", now
-        state.note(now, f"pending rollout of v{state.challenger_version} cancelled: {reason}")
-    else:
-        _rollback(ports, state, now, reason)
-    ports.store.save(state, etag)
-    return TickResult("rollback", reason, state)
+
+    def act(state: RolloutState, etag: str | None) -> TickResult:
+        now = ports.clock()
+        if state.status not in ("canary", "pending"):
+            raise RolloutError(f"no canary of {model_name} is running (status {state.status})")
+        if state.status == "pending":
+            state.status, state.finished_at = "rolled_back", now
+            state.note(now, f"pending rollout of v{state.challenger_version} cancelled: {reason}")
+            ports.store.save(state, etag)
+            return TickResult("rollback", reason, state)
+        _rollback(state, now, reason)
+        state = _commit(ports, state, etag, "rollback", reason)
+        _announce(ports, state, "rollback", reason)
+        return TickResult("rollback", reason, state)
+
+    return _as_operator(ports, model_name, act, command="rollback", undo=True)
 
 
 def pause(ports: RolloutPorts, model_name: str, paused: bool = True) -> TickResult:
     """Operator: hold the rollout where it is (weights unchanged) or let it go on."""
-    now = ports.clock()
-    state, etag = ports.store.load(model_name)
-    state.paused = paused
-    state.note(now, "paused by an operator" if paused else "resumed by an operator", state.weight)
-    ports.store.save(state, etag)
-    return TickResult("pause" if paused else "resume", "operator", state)
+
+    def act(state: RolloutState, etag: str | None) -> TickResult:
+        state.paused = paused
+        state.note(ports.clock(), "paused by an operator" if paused else "resumed by an operator", state.weight)
+        ports.store.save(state, etag)
+        return TickResult("pause" if paused else "resume", "operator", state)
+
+    return _as_operator(ports, model_name, act)

@@ -11,6 +11,7 @@ import json
 import math
 import random
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from functions.bootstrap import AwsClients
 from functions.config import function_environment
 from functions.domain.card import EstimatorSpec, ModelCard
 from functions.domain.rollout import RolloutPolicy, RolloutState
+from functions.errors import StorageError
 from functions.handlers.rollout import RolloutFunction
 from functions.local import host as local_host
 from functions.local.events import api_gateway_event
@@ -106,15 +108,30 @@ class ControllerCrash(RuntimeError):
 
 
 class CrashingStore(S3RolloutStore):
-    """The state store of a controller that dies after its AWS changes, before it records them."""
+    """The state store of a controller that dies just before, or just after, its n-th write of the state."""
 
-    armed = False
+    crash: tuple[int, str] | None = None  # (n, "before" | "after")
 
     def save(self, state: RolloutState, etag: str | None) -> str:
-        if self.armed:
-            self.armed = False
-            raise ControllerCrash("died before saving the rollout state")
-        return super().save(state, etag)
+        if self.crash is None:
+            return super().save(state, etag)
+        n, when = self.crash
+        if n > 1:
+            self.crash = (n - 1, when)
+            return super().save(state, etag)
+        self.crash = None
+        if when == "before":
+            raise ControllerCrash("died before writing the rollout state")
+        super().save(state, etag)
+        raise ControllerCrash("died right after writing the rollout state")
+
+
+# A step is two writes around its alias change: the step (1), then "done" (2).
+CRASH_POINTS = [
+    pytest.param((1, "before"), id="before-writing-the-step"),
+    pytest.param((1, "after"), id="after-writing-the-step-before-the-alias"),
+    pytest.param((2, "before"), id="after-the-alias-before-marking-done"),
+]
 
 
 @dataclass
@@ -459,72 +476,71 @@ def test_a_tick_repeated_at_the_moment_of_an_advance_holds(world: World) -> None
     assert world.ports.store.load(NAME) == (state, etag)
 
 
-def test_a_crash_after_starting_the_canary_is_finished_by_the_next_tick(world: World) -> None:
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_a_crash_while_starting_the_canary_is_finished_or_redone_by_the_next_tick(world: World, point) -> None:
     world.train_challenger()
-    world.store.armed = True
+    world.store.crash = point
 
     with pytest.raises(ControllerCrash):
         world.tick()
 
-    assert world.routing().weights == {"2": 0.1}
-    assert world.state().status == "pending"
-
+    assert world.routing().weights == ({"2": 0.1} if point == (2, "before") else {})
     resumed = world.tick()
 
     assert (resumed.action, resumed.state.status, resumed.state.weight) == ("start", "canary", 0.1)
     assert (resumed.state.stable_function_version, resumed.state.canary_function_version) == ("1", "2")
     assert world.routing().weights == {"2": 0.1}
     assert world.lambda_versions() == ["1", "2"]
-    assert len([e for e in world.state().history if "started" in e.what]) == 1
+    state = world.state()
+    assert state.pending is None
+    assert len([e for e in state.history if "started" in e.what]) == 1
 
 
-def test_a_crash_after_moving_the_alias_to_fifty_percent_does_not_advance_twice(world: World) -> None:
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_a_crash_while_moving_the_alias_to_fifty_percent_does_not_advance_twice(world: World, point) -> None:
     world.train_challenger()
     world.tick()
     world.send(REQUESTS)
-    world.store.armed = True
+    world.store.crash = point
 
     with pytest.raises(ControllerCrash):
         world.tick()
 
-    assert world.routing().weights == {"2": 0.5}
-    assert (world.state().stage_index, world.state().weight) == (0, 0.1)
-
+    assert world.routing().weights == ({"2": 0.5} if point == (2, "before") else {"2": 0.1})
     resumed = world.tick()
 
     assert (resumed.action, resumed.state.stage_index, resumed.state.weight) == ("advance", 1, 0.5)
     assert world.routing().weights == {"2": 0.5}
     assert world.tick().action == "hold"
-    assert world.state().status == "canary"
+    assert world.state().status == "canary" and world.state().pending is None
     assert world.lambda_versions() == ["1", "2"]
 
 
-def test_a_crash_in_the_middle_of_a_rollback_is_finished_by_the_next_tick(world: World) -> None:
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_a_crash_in_the_middle_of_a_rollback_is_finished_by_the_next_tick(world: World, point) -> None:
     world.train_challenger(csv_text=flipped_labels(CSV_TEXT))
     world.tick()
     world.send(REQUESTS)
-    world.store.armed = True
+    world.store.crash = point
 
     with pytest.raises(ControllerCrash):
         world.tick()
-
-    assert world.routing().weights == {}
-    assert world.state().status == "canary"
 
     resumed = world.tick()
 
     assert resumed.action == "rollback"
     state = world.state()
-    assert state.status == "rolled_back"
+    assert (state.status, state.pending) == ("rolled_back", None)
     assert len(state.rollbacks) == 1
     assert world.registry.get_aliases(NAME) == {"champion": 1}
     assert world.routing().weights == {}
 
 
-def test_a_crash_after_an_operator_promotion_leaves_previous_at_the_old_champion(world: World) -> None:
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_a_crash_during_an_operator_promotion_is_finished_by_the_next_command(world: World, point) -> None:
     world.train_challenger()
     world.tick()
-    world.store.armed = True
+    world.store.crash = point
 
     with pytest.raises(ControllerCrash):
         rollout.promote(world.ports, NAME, world.policy)
@@ -534,6 +550,68 @@ def test_a_crash_after_an_operator_promotion_leaves_previous_at_the_old_champion
     assert world.registry.get_aliases(NAME) == {"champion": 2, "previous": 1}
     assert (world.routing().stable_version, world.routing().weights) == ("2", {})
     assert world.lambda_versions() == ["1", "2"]
+
+
+def test_a_failed_registry_update_during_promotion_leaves_traffic_where_it_was_and_is_retried(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.train_challenger()
+    canary_at_half(world)
+    real = world.ports.registry.set_aliases
+    calls: list[int] = []
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise StorageError("writing aliases.json failed: SlowDown")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(world.ports.registry, "set_aliases", failing)
+
+    with pytest.raises(StorageError):
+        rollout.promote(world.ports, NAME, world.policy)
+
+    assert world.routing().weights == {"2": 0.5}  # not yet 100% on a version the registry does not name
+    assert world.state().pending is not None and world.state().pending.action == "promote"
+    finished = world.tick()
+
+    assert finished.action == "promote"
+    assert (world.routing().stable_version, world.routing().weights) == ("2", {})
+    assert world.registry.get_aliases(NAME) == {"champion": 2, "previous": 1}
+    assert world.state().pending is None
+
+
+def test_a_tick_and_an_operator_rollback_racing_end_with_traffic_off_the_rolled_back_version(world: World) -> None:
+    world.train_challenger()
+    world.tick()
+    world.send(REQUESTS)
+    deployer = world.ports.deployer
+    real_set_canary = deployer.set_canary
+    tick_in_alias_call, release = threading.Event(), threading.Event()
+
+    def slow_for_the_tick(*args: Any, **kwargs: Any) -> None:
+        if threading.current_thread().name == "tick":
+            tick_in_alias_call.set()
+            assert release.wait(30)
+        real_set_canary(*args, **kwargs)
+
+    deployer.set_canary = slow_for_the_tick  # type: ignore[method-assign]
+    results: list[rollout.TickResult] = []
+    ticker = threading.Thread(target=lambda: results.append(world.tick()), name="tick")
+    ticker.start()
+    assert tick_in_alias_call.wait(30)  # the tick wrote "advance to 50%" and is about to move the alias
+
+    rolled_back = rollout.rollback(world.ports, NAME, "operator: bad canary")
+    release.set()  # the tick's alias change lands now, after the rollback's
+    ticker.join(30)
+
+    assert rolled_back.state.status == "rolled_back"
+    assert results and results[0].state.status == "rolled_back"
+    state = world.state()
+    assert (state.status, state.pending) == ("rolled_back", None)
+    assert state.rollbacks[-1].reason == "operator: bad canary"
+    assert (world.routing().stable_version, world.routing().weights) == ("1", {})
+    assert world.registry.get_aliases(NAME) == {"champion": 1}
 
 
 # -- the operator ---------------------------------------------------------------------------------------------
