@@ -402,6 +402,44 @@ def test_a_challenger_trained_on_flipped_labels_is_rolled_back_on_its_prediction
     assert world.state() == state
 
 
+LABELS = [int(row[CFG.demo.training.target]) for row in csv.DictReader(io.StringIO(CSV_TEXT))]
+
+
+def send_with_outcomes(world: World, requests: int) -> int:
+    """POST /predict ``requests`` times, then log the true label of every row answered; rows labelled."""
+    world.clock.wait_for_now()
+    outcomes: list[tuple[str, Any]] = []
+    with contextlib.redirect_stdout(OutputRouter(sys.stdout, world.emitted, None)):
+        for _ in range(requests):
+            picked = world.rng.sample(range(len(FEATURE_ROWS)), ROWS_PER_REQUEST)
+            body = json.dumps({"rows": [FEATURE_ROWS[i] for i in picked]})
+            event = api_gateway_event("POST", "/predict", body, headers={"Content-Type": "application/json"})
+            answer = json.loads(world.host.invoke("predict", event)["body"])
+            outcomes += [(f"{answer['request_id']}-{k}", LABELS[i]) for k, i in enumerate(picked)]
+    world.clock.requests_sent()
+    assert world.ports.outcomes is not None
+    world.ports.outcomes.put_batch(NAME, outcomes)
+    return len(outcomes)
+
+
+def test_a_challenger_that_answers_worse_on_labelled_traffic_is_rolled_back_on_its_labels(world: World) -> None:
+    world.train_challenger(csv_text=flipped_labels(CSV_TEXT))
+    world.tick()
+
+    labelled = send_with_outcomes(world, REQUESTS)
+    rolled_back = world.tick()
+
+    assert labelled == REQUESTS * ROWS_PER_REQUEST
+    assert rolled_back.action == "rollback"
+    assert rolled_back.reason.startswith("challenger accuracy 0.")
+    assert "on labelled traffic" in rolled_back.reason and "worse" in rolled_back.reason
+    assert "PSI" not in rolled_back.reason  # labels decide when both sides have enough of them
+    assert (world.routing().stable_version, world.routing().weights) == ("1", {})
+    assert world.registry.get_aliases(NAME) == {"champion": 1}
+    status = world.registry.get_status(NAME, 2)
+    assert status is not None and status["status"] == "rejected" and "labelled traffic" in status["reason"]
+
+
 def test_a_challenger_that_errors_trips_its_errors_alarm_and_is_rolled_back(world: World) -> None:
     champion = world.registry.get_card(NAME, 1)
     # Answers its canned prediction at load, then NaN for every request: a 5xx, every time.
@@ -419,6 +457,31 @@ def test_a_challenger_that_errors_trips_its_errors_alarm_and_is_rolled_back(worl
     status = world.registry.get_status(NAME, 2)
     assert status is not None and status["status"] == "rejected"
     assert len(world.state().rollbacks) == 1
+
+
+def test_a_challenger_slower_than_the_latency_limit_trips_its_p99_alarm_and_is_rolled_back(world: World) -> None:
+    world.ports.max_p99_latency_ms = 40.0  # the canary's p99-latency alarm threshold, set when the canary starts
+    world.train_challenger()
+    world.tick()
+    service = world.host.predict_environment("2")[0].service()
+    graph = service.loaded.model
+    real_run = graph.run
+
+    def slow_run(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.06)  # every answer of v2 takes longer than the limit
+        return real_run(*args, **kwargs)
+
+    graph.run = slow_run  # type: ignore[method-assign]
+    traffic = world.send(REQUESTS)
+
+    assert traffic.statuses == Counter({200: REQUESTS}) and traffic.served["2"] > 0
+    rolled_back = world.tick()
+
+    latency_alarm = ERRORS_ALARM.replace("-errors", "-p99-latency")
+    assert (rolled_back.action, rolled_back.reason) == ("rollback", f"alarm: {latency_alarm}")
+    assert (world.routing().stable_version, world.routing().weights) == ("1", {})
+    assert world.registry.get_aliases(NAME) == {"champion": 1}
+    assert world.alarms() == []
 
 
 def test_a_challenger_whose_model_cannot_load_is_rolled_back(world: World) -> None:
