@@ -135,10 +135,10 @@ def foundation_act(runtime: LocalRuntime, say: Callable[[str], None]) -> dict[st
         f"served {len(served)} rows in {traffic['requests']} requests (single rows, row batches, columnar batches); "
         f"{correct}/{len(served)} match the data set's labels"
     )
-    status, answer = http("POST", f"{api}/predict", {"features": {**data_rows[0], "mean_radius": 45.0}})
+    flagged_status, answer = http("POST", f"{api}/predict", {"features": {**data_rows[0], "mean_radius": 45.0}})
     flag = answer["out_of_range"][0]
     say(
-        f"out-of-range input is served but flagged: {status}, {flag['field']}={flag['value']} "
+        f"out-of-range input is served but flagged: {flagged_status}, {flag['field']}={flag['value']} "
         f"outside [{flag['minimum']}, {flag['maximum']}]"
     )
     say("bad requests get a 4xx naming the field and the reason:")
@@ -157,8 +157,15 @@ def foundation_act(runtime: LocalRuntime, say: Callable[[str], None]) -> dict[st
         f"{config.capture_prefix}/{config.model_name}/dt=.../hour=.../; {joined} of them have outcomes"
     )
     return {
-        "predictions served and flagged": status == 200 and bool(flag),
-        "outcomes stored once and joined to capture": joined == len(served) and len(stored) >= len(served),
+        # every traffic request answered 200 (_send_traffic raises otherwise), and so did the flagged one
+        "predictions served and flagged": flagged_status == 200 and flag["field"] == "mean_radius",
+        "outcomes stored once and joined to capture": (
+            first["accepted"] == len(outcomes)
+            and status == 200
+            and duplicate is True  # the same batch again stores nothing new
+            and joined == len(served)
+            and len(stored) >= len(served)
+        ),
     }
 
 

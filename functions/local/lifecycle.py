@@ -177,10 +177,16 @@ class Lifecycle:
         self.checks["retrain registered a challenger"] = challenger is not None
         if challenger is None:
             return
-        _canary(self.runtime, self.scheduler, self.traffic, self.timeline, DRIFT)
+        result = _canary(self.runtime, self.scheduler, self.traffic, self.timeline, DRIFT)
+        state = result.get("state", {})
+        # The stages the state recorded for this canary, not only where the alias ended.
+        weights = [e["weight"] for e in state.get("history", []) if e.get("weight") is not None]
+        stepped = weights[-3:] == [0.1, 0.5, 1.0] and state.get("challenger_version") == challenger
         promoted = self.registry.get_aliases(self.name).get("champion") == challenger
         self.say(f"v{challenger} is champion" if promoted else f"v{challenger} was not promoted")
-        self.checks["challenger promoted through 10% -> 50% -> 100%"] = promoted
+        self.checks["challenger promoted through 10% -> 50% -> 100%"] = (
+            promoted and stepped and result.get("action") == "promote" and state.get("status") == "promoted"
+        )
 
     def bad_candidate(self) -> None:
         from functions.adapters.datasets import S3DatasetStore
@@ -214,7 +220,15 @@ class Lifecycle:
                 f"{detect.total_seconds():.1f} s, time to revert {revert.total_seconds() * 1000:.0f} ms"
             )
         final = self.registry.get_aliases(self.name)
-        self.checks["bad candidate rolled back automatically"] = bool(rollbacks) and final.get("champion") == champion
+        last = rollbacks[-1] if rollbacks else {}
+        # Rolled back by the controller, for the bad candidate, because its answers were worse on labelled traffic.
+        self.checks["bad candidate rolled back automatically"] = (
+            result.get("action") == "rollback"
+            and last.get("challenger_version") == bad.version
+            and "on labelled traffic" in last.get("reason", "")
+            and final.get("champion") == champion
+            and "challenger" not in final
+        )
         self.say(f"champion is still v{final.get('champion')}; aliases {final}")
 
 
