@@ -11,12 +11,13 @@ from typing import Any, TypeVar
 import botocore.session
 from botocore.config import Config
 
+from functions import shutdown
 from functions.adapters.capture import CaptureWriter
 from functions.adapters.outcomes import S3OutcomeStore
 from functions.adapters.registry import S3ModelRegistry
 from functions.domain.card import ModelCard
 from functions.errors import MlopsError, ModelUnavailableError, UnconvertedModelError
-from functions.observability import logger, traced
+from functions.observability import MetricLine, logger, metrics, traced
 from functions.services.predict import PredictService, load_serving_model
 from functions.settings import LogOutcomeSettings, PredictSettings
 
@@ -72,6 +73,25 @@ class AwsClients:
     @property
     def lambda_(self) -> Any:
         return self.client("lambda")
+
+
+def capture_failure_reporter(model_name: str, model_version: int) -> Callable[[str, int], None]:
+    """Log a failed or dropped capture write and count its rows in ``CaptureFailures`` at once.
+
+    Called on the capture writer's thread as the failure happens, so the count does not wait for the
+    environment's next request (which may never come).
+    """
+    line = MetricLine(
+        metrics.namespace or "",
+        {"model_name": model_name, "model_version": str(model_version)},
+        {"CaptureFailures": "Count"},
+    )
+
+    def report(message: str, rows: int) -> None:
+        logger.warning(message, extra={"rows": rows})
+        line.emit([float(rows)])
+
+    return report
 
 
 class _Lazy:
@@ -136,8 +156,9 @@ class PredictEnvironment(_Lazy):
             s.model_name,
             max_rows=s.capture_max_rows,
             max_age_seconds=s.capture_max_age_seconds,
-            on_failure=lambda message, rows: logger.warning(message, extra={"rows": rows}),
+            on_failure=capture_failure_reporter(s.model_name, loaded.card.version),
         )
+        shutdown.on_shutdown(self.capture.flush)  # written, not lost, when Lambda stops the environment
         logger.info(
             "model loaded",
             extra={

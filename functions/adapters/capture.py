@@ -100,7 +100,6 @@ class CaptureWriter:
         self._queue: queue.Queue[list[CaptureRecord] | None] = queue.Queue(maxsize=max_pending_batches)
         self._worker: threading.Thread | None = None
         self.stats = CaptureStats()
-        self._failures_seen = 0
 
     def add(self, record: CaptureRecord) -> None:
         """Buffer one record; hand a batch to the writer thread when one is due. Never raises."""
@@ -134,12 +133,6 @@ class CaptureWriter:
             deadline = time.monotonic() + timeout
             while self._queue.unfinished_tasks and time.monotonic() < deadline:
                 time.sleep(0.005)
-
-    def take_new_failures(self) -> int:
-        """Rows failed or dropped since the last call (for a per-invocation metric)."""
-        total = self.stats.failed_rows + self.stats.dropped_rows
-        new, self._failures_seen = total - self._failures_seen, total
-        return new
 
     # -- internals ----------------------------------------------------------------------------
     def _take(self) -> list[CaptureRecord]:

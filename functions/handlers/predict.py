@@ -8,6 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions import shutdown
 from functions.bootstrap import PredictEnvironment
 from functions.errors import ModelUnavailableError
 from functions.handlers.http import (
@@ -22,7 +23,7 @@ from functions.observability import MetricLine, logger, metrics
 from functions.settings import PredictSettings
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
-# What every successful prediction reports, in this order (plus CaptureFailures when some failed).
+# What every successful prediction reports, in this order (CaptureFailures is counted by the capture writer).
 PREDICT_METRICS = {
     "Predictions": "Count",
     "PredictedRows": "Count",
@@ -41,7 +42,7 @@ class PredictFunction:
             ("GET", "/model"): self.model,
             ("GET", "/health"): self.health,
         }
-        self._lines: dict[tuple[str, int, bool], MetricLine] = {}
+        self._lines: dict[tuple[str, int], MetricLine] = {}
 
     def predict(self, event: dict[str, Any]) -> dict[str, Any]:
         """POST /predict, served without the resolver: it is the hot path (see benchmarks/).
@@ -65,23 +66,18 @@ class PredictFunction:
         stats = result.stats
         values = [1.0, stats.rows, stats.out_of_range, stats.latency_ms]
         capture = self.env.capture
-        failures = capture.take_new_failures() if capture is not None else 0
-        if failures:
-            values.append(failures)
-        self._metric_line(service.model_version, bool(failures)).emit(values)
+        self._metric_line(service.model_version).emit(values)
         if capture is not None:  # last: nothing after this waits for the GIL the writer thread now wants
             if result.capture is not None:
                 capture.add(result.capture)
             capture.flush_if_due()
         return proxy_response(200, result.body)
 
-    def _metric_line(self, version: int, with_failures: bool) -> MetricLine:
-        key = (metrics.namespace or "", version, with_failures)
+    def _metric_line(self, version: int) -> MetricLine:
+        key = (metrics.namespace or "", version)
         line = self._lines.get(key)
         if line is None:
             units = dict(PREDICT_METRICS)
-            if with_failures:
-                units["CaptureFailures"] = "Count"
             dimensions = {"model_name": self.env.settings.model_name, "model_version": str(version)}
             line = self._lines[key] = MetricLine(key[0], dimensions, units)
         return line
@@ -173,6 +169,11 @@ def _default_function() -> tuple[PredictFunction, Handler]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _default_function()[1](event, context)
 
+
+if os.environ.get("AWS_LAMBDA_RUNTIME_API"):
+    # On Lambda, in the Init phase (internal extensions register before the runtime's first Next):
+    # SIGTERM at shutdown writes the capture still buffered (functions/shutdown.py).
+    shutdown.enable()
 
 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
     # On Lambda, load the model during the init phase (CPU boost, not billed to the first
