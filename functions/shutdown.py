@@ -87,15 +87,20 @@ def register_extension(api: str) -> str:
 
 def _acknowledge(api: str, extension_id: str) -> None:
     """Ask for the next event, forever: each call tells Lambda this extension is done with the last one."""
+    import time
     import urllib.request
 
-    while True:
+    failures = 0
+    while True:  # never stops: Lambda waits for a registered extension's Next before finishing an invoke
         request = urllib.request.Request(
             f"http://{api}/{EXTENSIONS_API}/event/next", headers={"Lambda-Extension-Identifier": extension_id}
         )
         try:
             with urllib.request.urlopen(request, timeout=None) as response:  # noqa: S310
                 response.read()
-        except Exception as exc:  # noqa: BLE001 - a broken loop must not spin
-            logger.warning("internal extension stopped", exc_info=exc)
-            return
+            failures = 0
+        except Exception as exc:  # noqa: BLE001 - retried, with a pause so a broken API is not hammered
+            failures += 1
+            if failures == 1:
+                logger.warning("internal extension: Next failed; retrying", exc_info=exc)
+            time.sleep(min(1.0, 0.05 * failures))

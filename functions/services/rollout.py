@@ -308,12 +308,18 @@ def _apply(ports: RolloutPorts, state: RolloutState) -> None:
     if step.action == "promote":  # the registry first: a refused alias update leaves traffic where it was
         aliases = ports.registry.get_aliases(name)
         if aliases.get("champion") != version:
-            ports.registry.set_aliases(
-                name,
-                {"champion": version, "previous": state.champion_version, "challenger": None},
-                expect={"champion": state.champion_version},
-                reason=f"rollout promoted v{version}: {step.reason}",
-            )
+            try:
+                ports.registry.set_aliases(
+                    name,
+                    {"champion": version, "previous": state.champion_version, "challenger": None},
+                    expect={"champion": state.champion_version},
+                    reason=f"rollout promoted v{version}: {step.reason}",
+                )
+            except ConcurrentUpdateError as exc:
+                raise RolloutError(
+                    f"the registry's champion is no longer v{state.champion_version}, so v{version} cannot be "
+                    "promoted over it; traffic stays where it is until an operator runs `mlops rollback`"
+                ) from exc
         ports.registry.set_status(name, version, "champion", step.reason)
     _move_alias(ports, target, step.alias_revision)
     if step.action == "rollback":
@@ -401,7 +407,7 @@ def tick(ports: RolloutPorts, model_name: str, policy: RolloutPolicy) -> TickRes
         step = state.pending
         try:
             state, _ = _finish_pending(ports, state, etag)
-        except AliasBusyError as exc:
+        except RolloutError as exc:  # the alias moved under it, or the registry refuses the step
             return TickResult("hold", exc.message, state)
         _announce(ports, state, step.action, step.reason)
         return TickResult(step.action, f"finished the step written at {step.written_at:%H:%M:%S}: {step.reason}", state)
@@ -456,7 +462,13 @@ def _as_operator(
                 except RolloutError:
                     if not undo:
                         raise
-                    state.pending = None  # overridden by the rollback below, which moves the alias itself
+                    # Overridden by the rollback below, which moves the alias itself; a promotion that never
+                    # happened leaves the canary where the alias really has it.
+                    if step.action == "promote" and state.canary_function_version:
+                        state.status = "canary"
+                        state.weight = ports.deployer.routing().weights.get(state.canary_function_version, 0.0)
+                        state.note(ports.clock(), "unfinished promotion overridden by an operator", state.weight)
+                    state.pending = None
                 else:
                     if step.action == command:
                         _announce(ports, state, step.action, step.reason)

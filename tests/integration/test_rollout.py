@@ -30,7 +30,7 @@ from functions.bootstrap import AwsClients
 from functions.config import function_environment
 from functions.domain.card import EstimatorSpec, ModelCard
 from functions.domain.rollout import RolloutPolicy, RolloutState
-from functions.errors import StorageError
+from functions.errors import ConcurrentUpdateError, StorageError
 from functions.handlers.rollout import RolloutFunction
 from functions.local import host as local_host
 from functions.local.events import api_gateway_event
@@ -642,6 +642,32 @@ def test_a_failed_registry_update_during_promotion_leaves_traffic_where_it_was_a
     assert (world.routing().stable_version, world.routing().weights) == ("2", {})
     assert world.registry.get_aliases(NAME) == {"champion": 2, "previous": 1}
     assert world.state().pending is None
+
+
+def test_a_promotion_the_registry_refuses_holds_and_an_operator_rollback_undoes_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.train_challenger()
+    canary_at_half(world)
+    real = world.ports.registry.set_aliases
+
+    def champion_moved(name: str, changes: dict[str, Any], **kwargs: Any) -> Any:
+        if changes.get("champion") == 2:
+            raise ConcurrentUpdateError("aliases of breast-cancer changed: champion is v7")
+        return real(name, changes, **kwargs)
+
+    monkeypatch.setattr(world.ports.registry, "set_aliases", champion_moved)
+
+    with pytest.raises(rollout.RolloutError, match="no longer v1"):
+        rollout.promote(world.ports, NAME, world.policy)
+    held = world.tick()
+
+    assert held.action == "hold" and "mlops rollback" in held.reason
+    assert world.routing().weights == {"2": 0.5}  # traffic never moved to the version the registry refused
+    undone = rollout.rollback(world.ports, NAME, "operator: registry moved")
+
+    assert undone.state.status == "rolled_back" and world.state().pending is None
+    assert (world.routing().stable_version, world.routing().weights) == ("1", {})
 
 
 def test_a_tick_and_an_operator_rollback_racing_end_with_traffic_off_the_rolled_back_version(world: World) -> None:
