@@ -45,9 +45,10 @@ lint: $(STAMP)  ## ruff
 typecheck: $(STAMP)  ## mypy
 	$(BIN)/mypy functions infra layers benchmarks
 
-bench: $(STAMP)  ## print latency, cold-start, comparison, drift-check and layer figures, write .bench/latest.json
+bench: $(STAMP)  ## print latency, cold-start, comparison, load, drift-check and layer figures, write .bench/latest.json
 	$(BIN)/python -m benchmarks.predict_bench
 	$(BIN)/python -m benchmarks.compare_bench
+	$(BIN)/python -m benchmarks.load_bench
 	$(BIN)/python -m benchmarks.drift_bench
 	$(BIN)/python -m benchmarks.layer_bench
 
