@@ -122,8 +122,6 @@ UNUSED_SCIPY = ("cluster", "datasets", "differentiate", "fftpack", "misc", "odr"
 KNOWN_LAZY_REFERENCES = {
     ("sklearn/cluster/_agglomerative.py", "scipy.cluster"),  # AgglomerativeClustering's full tree
 }
-# scikit-learn modules allowed to fail to import: none, since skops imports them all (see UNUSED_SCIPY).
-ALLOWED_BROKEN_SKLEARN: tuple[str, ...] = ()
 # onnxruntime's offline tools (quantization, transformer optimisation, model conversion, the ONNX backend
 # API, sample data) import onnx, sympy or torch; the binding loads none of them. Nor does it load the C
 # API library (capi/libonnxruntime.so.*: `ldd` on the pybind module lists no such dependency).
@@ -502,12 +500,6 @@ def prune_scipy(root: Path) -> list[str]:
             shutil.rmtree(path)
             removed.append(f"scipy.{name}")
     unexpected = sorted(references_to(root, removed) - KNOWN_LAZY_REFERENCES)
-    # Importers inside scikit-learn's data set loaders are allowed (see ALLOWED_BROKEN_SKLEARN).
-    unexpected = [
-        (file, module)
-        for file, module in unexpected
-        if not file.replace("/", ".").startswith(tuple(a + "." for a in ALLOWED_BROKEN_SKLEARN))
-    ]
     if unexpected:
         lines = "\n".join(f"  {file} imports {module}" for file, module in unexpected)
         raise BuildError(
@@ -773,18 +765,16 @@ def run_probe(
     return parsed
 
 
-def _judge_imports(result: dict[str, Any], shipped: set[str]) -> tuple[list[str], list[str], list[str]]:
-    """(optional, by design, failed) among the probe's failed imports."""
-    optional, by_design, failed = [], [], []
+def _judge_imports(result: dict[str, Any], shipped: set[str]) -> tuple[list[str], list[str]]:
+    """(optional, failed) among the probe's failed imports."""
+    optional, failed = [], []
     for name, failure in sorted(result["failed_imports"].items()):
         missing = failure["missing"]
         if missing and missing.split(".")[0] not in shipped:
             optional.append(f"{name} (needs {missing.split('.')[0]})")  # an optional dependency never installed
-        elif missing and name.startswith(ALLOWED_BROKEN_SKLEARN):
-            by_design.append(f"{name} (needs {missing})")  # needs what the pruning removed, by design
         else:
             failed.append(f"  import {name}: {failure['error']}")
-    return optional, by_design, failed
+    return optional, failed
 
 
 def _shipped(roots: Iterable[Path]) -> set[str]:
@@ -801,11 +791,11 @@ def verify_layers(python312: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as graphs:
         progress(f"verifying under Python {PYTHON_VERSION}: imports, train/convert/check/save per estimator kind")
         science = run_probe(python312, "verify", [str(DATA_DIR), graphs], env)
-        optional, by_design, failed = _judge_imports(science, _shipped(function_roots("retrain")))
+        optional, failed = _judge_imports(science, _shipped(function_roots("retrain")))
         problems += failed + [f"  imported from outside the build: {line}" for line in science["imports_outside"]]
         progress("verifying the serving layer alone: predict and log-outcome import, every graph serves")
         serving = run_probe(python312, "serve-check", [graphs], probe_env(aws, roots=function_roots("predict")))
-    s_optional, _, s_failed = _judge_imports(serving, _shipped(function_roots("predict")))
+    s_optional, s_failed = _judge_imports(serving, _shipped(function_roots("predict")))
     problems += [f"  (serving) {line.strip()}" for line in s_failed]
     problems += [f"  (serving) imported from outside the build: {line}" for line in serving["imports_outside"]]
     problems += [f"  (serving) loaded {name}, which predict must not" for name in serving["forbidden_loaded"]]
@@ -821,7 +811,6 @@ def verify_layers(python312: Path) -> dict[str, Any]:
         f"converted, checked and saved; {len(serving['graphs'])} graphs served by the serving layer alone "
         f"({serving['modules']} modules)"
     )
-    progress(f"  not importable by design (pruned): {', '.join(by_design) or 'none'}")
     progress(f"  not importable without optional packages never installed: {', '.join(optional) or 'none'}")
     if s_optional:
         progress(f"  serving layer, optional packages never installed: {', '.join(s_optional)}")
