@@ -5,9 +5,9 @@ registered; it then gives the runtime up to 500 ms (with an internal extension) 
 ``enable()`` (called while the handler module is imported, in the Init phase, as internal
 extensions must be) registers this process as an internal extension through the Extensions API
 (``AWS_LAMBDA_RUNTIME_API``) and installs a SIGTERM handler that runs the registered hooks (the
-capture writer's flush) and exits. Outside Lambda only the handler is installed, so stopping a
-local process with SIGTERM flushes the same way. Nothing here may break the function: a failed
-registration is logged and serving goes on (only the flush at shutdown is lost).
+capture writer's flush) and exits. The predict handler calls it only where that variable is set.
+Nothing here may break the function: a failed registration is logged and serving goes on (only
+the flush at shutdown is lost).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ EXTENSIONS_API = "2020-01-01/extension"
 SHUTDOWN_BUDGET_SECONDS = 0.4  # of the 500 ms Lambda gives a runtime with an internal extension
 
 _hooks: list[Callable[[float], None]] = []
-_state = {"installed": False, "extension_id": ""}
+_installed: list[bool] = []  # non-empty once enable() has run
 
 
 def on_shutdown(hook: Callable[[float], None]) -> None:
@@ -49,16 +49,16 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     sys.exit(0)
 
 
-def enable(environ: dict[str, str] | None = None) -> None:
+def enable() -> None:
     """Install the SIGTERM handler and, on Lambda, register the internal extension. Idempotent."""
-    if _state["installed"] or threading.current_thread() is not threading.main_thread():
+    if _installed or threading.current_thread() is not threading.main_thread():
         return
     signal.signal(signal.SIGTERM, _on_sigterm)
-    _state["installed"] = True
-    api = (environ if environ is not None else os.environ).get("AWS_LAMBDA_RUNTIME_API")
+    _installed.append(True)
+    api = os.environ.get("AWS_LAMBDA_RUNTIME_API")
     if api:
         try:
-            _state["extension_id"] = register_extension(api)
+            register_extension(api)
         except Exception as exc:  # noqa: BLE001 - never fail Init for this
             logger.warning("internal extension not registered; buffered capture may be lost at shutdown", exc_info=exc)
 
