@@ -336,8 +336,8 @@ def _apply(ports: RolloutPorts, state: RolloutState) -> None:
         ports.cloudwatch.delete_alarms(alarm_names(ports, name, version))
 
 
-def _done(ports: RolloutPorts, state: RolloutState, etag: str) -> RolloutState:
-    """Mark the pending step done (compare-and-swap); returns the state as stored afterwards.
+def _done(ports: RolloutPorts, state: RolloutState, etag: str) -> tuple[RolloutState, str | None]:
+    """Mark the pending step done (compare-and-swap); returns the state as stored afterwards and its ETag.
 
     If another actor wrote meanwhile (it finished this step, and perhaps took another), this actor's
     alias change may have landed after theirs: the alias is set again to what the latest state says.
@@ -350,14 +350,13 @@ def _done(ports: RolloutPorts, state: RolloutState, etag: str) -> RolloutState:
         state.finished_at = finished
     state.pending = None
     try:
-        ports.store.save(state, etag)
+        return state, ports.store.save(state, etag)
     except ConcurrentUpdateError:
-        latest, _ = ports.store.load(state.model_name)
+        latest, latest_etag = ports.store.load(state.model_name)
         target = latest.desired_routing()
         if latest.pending is None and target is not None:
             _move_alias(ports, target, None)
-        return latest
-    return state
+        return latest, latest_etag
 
 
 def _commit(
@@ -372,15 +371,14 @@ def _commit(
     state.pending = PendingStep(action=action, reason=reason, written_at=ports.clock(), alias_revision=revision)
     written = ports.store.save(state, etag)
     _apply(ports, state)
-    return _done(ports, state, written)
+    return _done(ports, state, written)[0]
 
 
 def _finish_pending(ports: RolloutPorts, state: RolloutState, etag: str | None) -> tuple[RolloutState, str | None]:
     """Make a step found pending and mark it done; the state and ETag to go on from."""
     assert state.pending is not None and etag is not None
     _apply(ports, state)
-    _done(ports, state, etag)
-    return ports.store.load(state.model_name)
+    return _done(ports, state, etag)
 
 
 def _announce(ports: RolloutPorts, state: RolloutState, action: str, reason: str) -> None:
