@@ -9,7 +9,9 @@ and counts the rows of the answered requests (by their request ids) found in the
 
 Printed and merged into ``.bench/latest.json``: ``load_rps``, ``load_p50_ms``, ``load_p99_ms``,
 ``load_errors``, ``load_capture_missing_rows`` for the 1-row run, the same with ``load_rows100_``
-for the 100-row run, plus ``load_clients`` and ``load_requests_per_client``. The targets on a
+for the 100-row run, plus ``load_clients`` and ``load_requests_per_client``. A third run sends the
+1-row requests while a rollout invocation is held inside the server: ``load_rollout_held_rps``,
+``_p99_ms``, ``_max_ms``, ``_errors`` and ``_seconds`` (how long it was held). The targets on a
 2-core machine for the 1-row run are printed beside the figures (they are not assertions).
 """
 
@@ -22,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,16 +47,58 @@ def serve() -> None:
     out = sys.stdout
     runtime = LocalRuntime(stage_config("local"), progress=lambda _m: None)
     runtime.start()
+    held = HeldRollout(runtime)
     try:
         out.write(json.dumps({"api": runtime.api_url, "moto": runtime.moto.endpoint_url}) + "\n")
         out.flush()
         for line in sys.stdin:
-            if line.strip() == "flush":
+            command = line.strip()
+            if command == "flush":
                 runtime.sync_cloudwatch()  # writes every buffered capture record
                 out.write("flushed\n")
-                out.flush()
+            elif command == "hold":
+                held.start()
+                out.write("held\n")
+            elif command == "release":
+                out.write(f"released {held.release():.3f}\n")
+            out.flush()
     finally:
         runtime.stop()
+
+
+class HeldRollout:
+    """A rollout invocation held on an event inside the local host (as a slow tick would be), on a thread."""
+
+    def __init__(self, runtime: Any) -> None:
+        from functions.handlers.scheduled import instrument_scheduled
+
+        self._runtime = runtime
+        self._entered, self._release = threading.Event(), threading.Event()
+        self._thread: threading.Thread | None = None
+        self._since = 0.0
+        runtime.host.add_handler("rollout", instrument_scheduled(self._tick))
+
+    def _tick(self, _event: dict[str, Any], _context: Any) -> dict[str, Any]:
+        self._since = time.perf_counter()
+        self._entered.set()
+        self._release.wait(300)
+        return {"held_seconds": time.perf_counter() - self._since}
+
+    def start(self) -> None:
+        from functions.local.runtime import scheduled_event
+
+        event = scheduled_event(self._runtime.config, "rollout")
+        self._thread = threading.Thread(target=self._runtime.invoke, args=("rollout", event), daemon=True)
+        self._thread.start()
+        self._entered.wait(60)
+
+    def release(self) -> float:
+        """Seconds the invocation was held (it was still running when this was called)."""
+        held = time.perf_counter() - self._since
+        self._release.set()
+        if self._thread is not None:
+            self._thread.join(60)
+        return held
 
 
 # -- the clients --------------------------------------------------------------------------------------------
@@ -151,6 +196,31 @@ def run(
     }
 
 
+def _command(server: subprocess.Popen[str], command: str) -> str:
+    assert server.stdin is not None and server.stdout is not None
+    server.stdin.write(command + "\n")
+    server.stdin.flush()
+    return server.stdout.readline().strip()
+
+
+def held_run(args: argparse.Namespace, server: subprocess.Popen[str], urls: dict[str, str]) -> dict[str, float]:
+    """1-row requests while the host holds a rollout invocation: each function has its own environment,
+    so predict answers as fast as without it (one lock for every function made it wait for the tick)."""
+    names, data = dataset_rows(1)
+    body = predict_body(names, data, "rows")
+    assert _command(server, "hold") == "held"
+    elapsed, seen = asyncio.run(drive(urls["api"], body, args.clients, args.requests))
+    held = float(_command(server, "release").split()[1])
+    ms = np.asarray(seen.latencies) * 1000.0
+    return {
+        "rps": len(seen.latencies) / elapsed,
+        "p99_ms": float(np.percentile(ms, 99)),
+        "max_ms": float(ms.max()),
+        "errors": float(len(seen.failures)),
+        "seconds": held,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.load_bench", description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=32, help="keep-alive connections (default 32)")
@@ -182,6 +252,8 @@ def main() -> None:
             progress(f"{args.clients} clients x {args.requests} requests of {rows} row(s)")
             result = run(rows, args.clients, args.requests, server, urls)
             figures.update({f"{prefix}{key}": round(value, 3) for key, value in result.items()})
+        progress(f"{args.clients} clients x {args.requests} requests of 1 row while a rollout invocation is held")
+        figures.update({f"load_rollout_held_{k}": round(v, 3) for k, v in held_run(args, server, urls).items()})
     finally:
         if server.stdin is not None:
             server.stdin.close()
@@ -211,6 +283,12 @@ def report(figures: dict[str, float]) -> None:
         f"missing {figures['load_capture_missing_rows']:.0f}",
     ]
     print("  1-row targets (>= 1000 req/s, p99 < 50 ms, 0 errors, 0 missing): " + "; ".join(verdicts))
+    held = {k: figures[f"load_rollout_held_{k}"] for k in ("rps", "p99_ms", "max_ms", "errors", "seconds")}
+    print(
+        f"  1 row while a rollout invocation was held for {held['seconds']:.1f} s: {held['rps']:.0f} req/s,"
+        f" p99 {held['p99_ms']:.2f} ms, max {held['max_ms']:.2f} ms, {held['errors']:.0f} errors"
+        " (predict never waits for another function)"
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from functions.adapters.outcomes import S3OutcomeStore
 from functions.adapters.registry import S3ModelRegistry
 from functions.domain.card import ModelCard
 from functions.errors import MlopsError, ModelUnavailableError, UnconvertedModelError
-from functions.observability import MetricLine, logger, metrics, traced
+from functions.observability import MetricLine, identity_keys, logger, metrics, traced
 from functions.services.predict import PredictService, load_serving_model
 from functions.settings import LogOutcomeSettings, PredictSettings
 
@@ -87,8 +87,10 @@ def capture_failure_reporter(model_name: str, model_version: int) -> Callable[[s
         {"CaptureFailures": "Count"},
     )
 
+    identity = identity_keys()  # the writer thread logs for the environment that made it
+
     def report(message: str, rows: int) -> None:
-        logger.warning(message, extra={"rows": rows})
+        logger.warning(message, extra={"rows": rows, **identity})
         line.emit([float(rows)])
 
     return report

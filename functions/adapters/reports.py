@@ -18,6 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from functions.adapters.s3 import put_bytes
 from functions.domain.drift import DriftCheckReport, FeatureDistribution, FeatureDrift
 from functions.errors import StorageError
+from functions.observability import EnvironmentMetrics
 
 if TYPE_CHECKING:
     from functions.services.drift_check import MetricPoint
@@ -103,7 +104,7 @@ class EmfMetricSink:
     """drift-check's metrics through Powertools: model-level ones on the invocation's EMF blob,
     per-feature (or per-metric) ones each as a single EMF metric with its extra dimension."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics | EnvironmentMetrics) -> None:
         self._metrics = metrics
 
     def emit(self, points: Sequence[MetricPoint], dimensions: Mapping[str, str]) -> None:

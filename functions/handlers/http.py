@@ -21,7 +21,7 @@ from functions.errors import (
     error_body,
     http_status_for,
 )
-from functions.observability import logger, metrics
+from functions.observability import bind_invocation, logger, metrics
 
 if TYPE_CHECKING:  # imported where a resolver is built: the event handler package is slow to import
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -131,24 +131,15 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 def instrument_handler(handle: Handler, *, flush_metrics: bool = True) -> Handler:
-    """Logging context (correlation id = API Gateway request id) and, unless told not to, one EMF flush per invocation.
+    """Logging context (function identity; correlation id = API Gateway request id) and, unless told
+    not to, one EMF flush per invocation.
 
-    Cheaper than ``logger.inject_lambda_context`` (which runs a JMESPath query per request): the
-    function's identity is appended once, the correlation id per request.
+    Cheaper than ``logger.inject_lambda_context`` (which runs a JMESPath query per request), and
+    the keys are this invocation's own (``bind_invocation``).
     """
-    identified = False
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        nonlocal identified
-        if not identified:
-            logger.append_keys(
-                function_name=context.function_name,
-                function_memory_size=context.memory_limit_in_mb,
-                function_arn=context.invoked_function_arn,
-            )
-            identified = True
-        logger.set_correlation_id(request_id_of(event))
-        logger.append_keys(function_request_id=context.aws_request_id)
+        bind_invocation(context, request_id_of(event))
         return handle(event, context)
 
     return metrics.log_metrics(handler) if flush_metrics else handler

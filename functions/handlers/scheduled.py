@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.logging import correlation_paths
-
-from functions.observability import logger, metrics
+from functions.observability import bind_invocation, metrics
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -22,9 +20,8 @@ def instrument_scheduled(handle: Handler) -> Handler:
         The Lambda handler.
     """
 
-    @metrics.log_metrics
-    @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        bind_invocation(context, str(event.get("id") or ""))
         return handle(event, context)
 
-    return handler
+    return metrics.log_metrics(handler)

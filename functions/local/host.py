@@ -14,6 +14,7 @@ from functions.config import StageConfig, function_environment
 from functions.handlers import drift_check, log_outcome, predict, retrain
 from functions.handlers import rollout as rollout_handler
 from functions.local.events import LocalContext
+from functions.observability import bound, isolated_metrics
 from functions.settings import (
     DriftCheckSettings,
     LogOutcomeSettings,
@@ -33,17 +34,35 @@ def settings_values(config: StageConfig, function: str, **overrides: str) -> dic
     return values
 
 
+class Environment:
+    """One execution environment: its handler, one invocation at a time, with metrics of its own.
+
+    Environments run at the same time, as on Lambda: a drift-check or rollout tick that takes
+    seconds never holds up predict. Each has its own Powertools metrics buffer (Powertools keeps
+    one in class state shared by every ``Metrics()`` in a process), and each invocation's log keys
+    are its own (``bind_invocation``).
+    """
+
+    def __init__(self, handler: Handler, namespace: str) -> None:
+        self.handler = handler
+        self.metrics = isolated_metrics(namespace)
+        self._lock = threading.Lock()
+
+    def invoke(self, event: dict[str, Any], context: LocalContext) -> dict[str, Any]:
+        with self._lock, bound(self.metrics):
+            return self.handler(event, context)
+
+
 class FunctionHost:
-    """Invokes handlers one request at a time, as a Lambda execution environment does."""
+    """Hosts one execution environment per function (and per predict version), each serving one
+    request at a time, as Lambda does; different environments run concurrently."""
 
     def __init__(self, config: StageConfig, clients: AwsClients, seed: int | None = None) -> None:
         self.config = config
         self.clients = clients
         self._rng = random.Random(seed)
-        # One lock: an execution environment serves one request at a time, and Powertools
-        # Metrics keeps its buffer in class state shared by every function in this process.
-        self._lock = threading.RLock()
-        self._predict: dict[str, tuple[PredictEnvironment, Handler]] = {}
+        self._lock = threading.Lock()  # guards the tables below, never held while a handler runs
+        self._predict: dict[str, tuple[PredictEnvironment, Environment]] = {}
         self._routing: tuple[float, list[tuple[str, float]]] = (0.0, [])
         self.served_by_version: dict[str, int] = {}
         self.outcome_env = OutcomeEnvironment(
@@ -57,12 +76,11 @@ class FunctionHost:
         retrain_env = retrain.RetrainEnvironment(
             RetrainSettings.model_validate(settings_values(config, "retrain")), clients
         )
-        self.handlers: dict[str, Handler] = {
-            "log_outcome": log_outcome.instrument(log_outcome.LogOutcomeFunction(self.outcome_env)),
-            "drift_check": drift_check.instrument(drift_check.DriftCheckFunction(drift_env)),
-            "retrain": retrain.instrument(retrain.RetrainFunction(retrain_env)),
-            "rollout": rollout_handler.instrument(self.rollout),
-        }
+        self.handlers: dict[str, Environment] = {}
+        self.add_handler("log_outcome", log_outcome.instrument(log_outcome.LogOutcomeFunction(self.outcome_env)))
+        self.add_handler("drift_check", drift_check.instrument(drift_check.DriftCheckFunction(drift_env)))
+        self.add_handler("retrain", retrain.instrument(retrain.RetrainFunction(retrain_env)))
+        self.add_handler("rollout", rollout_handler.instrument(self.rollout))
 
     # -- predict, by alias weight ---------------------------------------------------------------------
     def _weights(self) -> list[tuple[str, float]]:
@@ -85,20 +103,25 @@ class FunctionHost:
                 return version
         return weights[0][0]
 
-    def predict_environment(self, version: str) -> tuple[PredictEnvironment, Handler]:
+    def predict_environment(self, version: str) -> tuple[PredictEnvironment, Environment]:
         """The execution environment of one Lambda version (its MODEL_VERSION pin, if any, applies)."""
         found = self._predict.get(version)
-        if found is None:
-            pinned = self.rollout.ports.deployer.pinned_model_version(version)
-            overrides = {"MODEL_VERSION": str(pinned)} if pinned is not None else {}
-            settings = PredictSettings.model_validate(settings_values(self.config, "predict", **overrides))
-            env = PredictEnvironment(settings, s3=self.clients.s3)
-            found = (env, predict.instrument(predict.PredictFunction(env)))
-            self._predict[version] = found
-        return found
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._predict.get(version)
+            if found is None:
+                pinned = self.rollout.ports.deployer.pinned_model_version(version)
+                overrides = {"MODEL_VERSION": str(pinned)} if pinned is not None else {}
+                settings = PredictSettings.model_validate(settings_values(self.config, "predict", **overrides))
+                env = PredictEnvironment(settings, s3=self.clients.s3)
+                handler = predict.instrument(predict.PredictFunction(env))
+                found = self._predict[version] = (env, Environment(handler, self.config.metrics_namespace))
+            return found
 
     def add_handler(self, function: str, handler: Handler) -> None:
-        self.handlers[function] = handler
+        """Host ``handler`` as ``function``'s execution environment (replacing any before it)."""
+        self.handlers[function] = Environment(handler, self.config.metrics_namespace)
 
     def context(self, function: str, version: str = "$LATEST") -> LocalContext:
         """A context with the function's deployed name, memory and timeout (the stage's deployment settings)."""
@@ -114,13 +137,13 @@ class FunctionHost:
         )
 
     def invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
+        """Invoke ``function`` (predict through the alias weights) in its own execution environment."""
+        if function != "predict":
+            return self.handlers[function].invoke(event, self.context(function))
         with self._lock:
-            if function == "predict":
-                version = self.choose_version()
-                handler = self.predict_environment(version)[1]
-                self.served_by_version[version] = self.served_by_version.get(version, 0) + 1
-                return handler(event, self.context("predict", version))
-            return self.handlers[function](event, self.context(function))
+            version = self.choose_version()
+            self.served_by_version[version] = self.served_by_version.get(version, 0) + 1
+        return self.predict_environment(version)[1].invoke(event, self.context("predict", version))
 
     def flush(self) -> None:
         """Write every buffered capture record now."""
