@@ -22,13 +22,12 @@ from functions.errors import (
     http_status_for,
 )
 from functions.observability import bind_invocation, logger, metrics
+from functions.routes import methods_on
 
 if TYPE_CHECKING:  # imported where a resolver is built: the event handler package is slow to import
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
 JSON = "application/json"
-# Every route of the API, for telling a wrong method (405) from an unknown path (404).
-ROUTES = frozenset({("POST", "/predict"), ("GET", "/model"), ("GET", "/health"), ("POST", "/outcomes")})
 
 
 def _text(body: Any) -> str:
@@ -83,7 +82,7 @@ def install_error_handlers(app: APIGatewayRestResolver) -> None:
     @app.not_found
     def _not_found(exc: Exception) -> Response[str]:
         event = app.current_event
-        methods = sorted(m for m, p in ROUTES if p == event.path)
+        methods = methods_on(event.path)  # a wrong method (405) or an unknown path (404)
         if methods:
             error: MlopsError = MethodNotAllowedError(
                 f"{event.http_method} is not allowed on {event.path}",

@@ -1,4 +1,4 @@
-"""predict: POST /predict, GET /model, GET /health behind the API Gateway alias ``live``."""
+"""predict: POST /predict, GET /model, GET /health and GET /openapi.json behind the API Gateway alias ``live``."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import pydantic_core
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions import shutdown
 from functions.bootstrap import PredictEnvironment
+from functions.domain.openapi import openapi_document
 from functions.errors import ModelUnavailableError
 from functions.handlers.http import (
     failure,
@@ -20,6 +22,7 @@ from functions.handlers.http import (
     request_id_of,
 )
 from functions.observability import MetricLine, logger, metrics
+from functions.routes import routes_of
 from functions.settings import PredictSettings
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
@@ -41,7 +44,11 @@ class PredictFunction:
         self._routes: dict[tuple[str, str], Callable[[], tuple[int, Any]]] = {
             ("GET", "/model"): self.model,
             ("GET", "/health"): self.health,
+            ("GET", "/openapi.json"): self.openapi,
         }
+        served = {("POST", "/predict"), *self._routes}
+        assert served == {route.key for route in routes_of("predict")}, "predict serves its routes in ROUTES"
+        self._openapi: tuple[int, bytes] | None = None
         self._lines: dict[tuple[str, int], MetricLine] = {}
 
     def predict(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -87,6 +94,16 @@ class PredictFunction:
         service = self.env.service()
         metrics.add_metric(name="ModelCardRequests", unit="Count", value=1)
         return 200, service.loaded.card.summary()
+
+    def openapi(self) -> tuple[int, Any]:
+        """GET /openapi.json: the API's contract for the serving model (made once per environment)."""
+        service = self.env.service()
+        metrics.add_metric(name="ContractRequests", unit="Count", value=1)
+        card = service.loaded.card
+        if self._openapi is None or self._openapi[0] != card.version:
+            document = openapi_document(card, max_rows=self.env.settings.max_batch_rows)
+            self._openapi = (card.version, pydantic_core.to_json(document))
+        return 200, self._openapi[1]
 
     def health(self) -> tuple[int, Any]:
         """GET /health: 200 only when the model is loaded and answered its canned prediction."""

@@ -326,6 +326,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if all(checks.values()) else 1
 
 
+def generic_openapi_text(config: StageConfig) -> str:
+    """The generic OpenAPI document (no model's features), as committed in docs/openapi.json."""
+    from functions.domain.openapi import openapi_document
+
+    document = openapi_document(max_rows=config.max_batch_rows)
+    return json.dumps(document, indent=2) + "\n"
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    text = generic_openapi_text(stage_config(args.stage))
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        Path(args.out).write_text(text)
+        _say(f"wrote {args.out}; `GET /openapi.json` answers the same contract with the serving model's features")
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------------------
 def _target_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("target (default: a running `mlops serve`, else a throw-away moto)")
@@ -403,10 +421,18 @@ def build_parser() -> argparse.ArgumentParser:
         _target_options(command)
         command.set_defaults(func=cmd_rollout)
 
+    _add_demo_and_openapi(sub)
+    return parser
+
+
+def _add_demo_and_openapi(sub: Any) -> None:
     demo = sub.add_parser("demo", help="run the local lifecycle end to end and print what happened")
     demo.add_argument("--seed", type=int, default=7, help="seed of the traffic and the canary routing (default 7)")
     demo.set_defaults(func=cmd_demo)
-    return parser
+
+    openapi = sub.add_parser("openapi", help="print the API's generic OpenAPI 3.1 document (docs/openapi.json)")
+    openapi.add_argument("--out", metavar="FILE", help="write it to FILE instead of standard output")
+    openapi.set_defaults(func=cmd_openapi)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,14 +14,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from functions.local.events import api_gateway_event
 from functions.local.host import FunctionHost
+from functions.routes import FUNCTION_OF
 
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
-ROUTES: dict[tuple[str, str], str] = {
-    ("POST", "/predict"): "predict",
-    ("GET", "/model"): "predict",
-    ("GET", "/health"): "predict",
-    ("POST", "/outcomes"): "log_outcome",
-}
 
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -86,7 +81,7 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
         if length is None:
             return
         raw = self.rfile.read(length) if length else b""
-        function = ROUTES.get((method, url.path))
+        function = FUNCTION_OF.get((method, url.path))
         if function is None:
             self._reply(403, {**JSON_HEADERS, "x-amzn-ErrorType": "MissingAuthenticationTokenException"}, MISSING_TOKEN)
             return

@@ -1,4 +1,5 @@
-"""The REST API: POST /predict, GET /model, GET /health on the predict alias; POST /outcomes on log-outcome."""
+"""The REST API of ``functions/routes.py``: POST /predict, GET /model, GET /health and GET /openapi.json on the
+predict alias; POST /outcomes on log-outcome."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from functions.config import StageConfig
+from functions.routes import ROUTES
 from infra.nag import acknowledge
 from infra.naming import api_name
 from infra.settings import LOG_RETENTION, InfraSettings
@@ -30,8 +32,9 @@ BAD_BODY_TEMPLATE = (
 class PredictionApiConstruct(Construct):
     """IAM (SigV4) on every method, a JSON-object body check, stage throttling, JSON access logs and X-Ray.
 
-    Callers get ``execute-api:Invoke`` from one of two managed policies made here: one for
-    predictions (``/predict``, ``/model``, ``/health``), one for ground truth (``/outcomes``).
+    Callers get ``execute-api:Invoke`` from one of three managed policies made here: one for
+    predictions (``/predict``, ``/model``, ``/health``, ``/openapi.json``), one for ground truth
+    (``/outcomes``), and one that only reads the contract (``/openapi.json``, for code generators).
     """
 
     def __init__(
@@ -113,53 +116,45 @@ class PredictionApiConstruct(Construct):
                 templates={JSON: template},
             )
 
-        serving = apigw.LambdaIntegration(predict, allow_test_invoke=False)
-        outcomes = apigw.LambdaIntegration(log_outcome, allow_test_invoke=False)
-        routes = (
-            ("POST", "predict", serving, True),
-            ("GET", "model", serving, False),
-            ("GET", "health", serving, False),
-            ("POST", "outcomes", outcomes, True),
-        )
+        integrations = {
+            "predict": apigw.LambdaIntegration(predict, allow_test_invoke=False),
+            "log_outcome": apigw.LambdaIntegration(log_outcome, allow_test_invoke=False),
+        }
         self.methods: dict[str, apigw.Method] = {}
-        for verb, path, integration, has_body in routes:
-            resource = self.api.root.get_resource(path) or self.api.root.add_resource(path)
-            self.methods[f"{verb} /{path}"] = resource.add_method(
-                verb,
-                integration,
-                request_validator=self.validator if has_body else None,
-                request_models={JSON: json_object} if has_body else None,
+        for route in ROUTES:  # functions/routes.py: the table the handlers and the local gateway read
+            part = route.path.removeprefix("/")
+            resource = self.api.root.get_resource(part) or self.api.root.add_resource(part)
+            self.methods[f"{route.method} {route.path}"] = resource.add_method(
+                route.method,
+                integrations[route.function],
+                request_validator=self.validator if route.has_body else None,
+                request_models={JSON: json_object} if route.has_body else None,
             )
 
         stage = api.stage_name
-        self.predict_invoke_policy = iam.ManagedPolicy(
-            self,
-            "PredictInvokePolicy",
-            managed_policy_name=config.resource_name("api-predict-invoke"),
-            description="Call POST /predict, GET /model and GET /health",
-            statements=[
-                iam.PolicyStatement(
-                    actions=["execute-api:Invoke"],
-                    resources=[
-                        self.api.arn_for_execute_api(verb, f"/{path}", stage)
-                        for verb, path, _, _ in routes
-                        if path != "outcomes"
-                    ],
-                )
-            ],
-        )
-        self.outcomes_invoke_policy = iam.ManagedPolicy(
-            self,
-            "OutcomesInvokePolicy",
-            managed_policy_name=config.resource_name("api-outcomes-invoke"),
-            description="Call POST /outcomes (ground truth for earlier predictions)",
-            statements=[
-                iam.PolicyStatement(
-                    actions=["execute-api:Invoke"],
-                    resources=[self.api.arn_for_execute_api("POST", "/outcomes", stage)],
-                )
-            ],
-        )
+        policies = {
+            "predictions": ("PredictInvokePolicy", "api-predict-invoke"),
+            "outcomes": ("OutcomesInvokePolicy", "api-outcomes-invoke"),
+            "contract": ("ContractReadPolicy", "api-contract-read"),
+        }
+        self.invoke_policies: dict[str, iam.ManagedPolicy] = {}
+        for caller, (policy_id, name) in policies.items():
+            granted = [route for route in ROUTES if caller in route.callers]
+            self.invoke_policies[caller] = iam.ManagedPolicy(
+                self,
+                policy_id,
+                managed_policy_name=config.resource_name(name),
+                description="Call " + ", ".join(f"{r.method} {r.path}" for r in granted),
+                statements=[
+                    iam.PolicyStatement(
+                        actions=["execute-api:Invoke"],
+                        resources=[self.api.arn_for_execute_api(r.method, r.path, stage) for r in granted],
+                    )
+                ],
+            )
+        self.predict_invoke_policy = self.invoke_policies["predictions"]
+        self.outcomes_invoke_policy = self.invoke_policies["outcomes"]
+        self.contract_read_policy = self.invoke_policies["contract"]
         self._acknowledge(settings)
 
     def _acknowledge(self, settings: InfraSettings) -> None:

@@ -51,7 +51,7 @@ class ServingStack(Stack):
             code=code,
             layers={SERVING: self.layer},
             environment=buckets,
-            description="POST /predict, GET /model, GET /health (behind the alias live)",
+            description="POST /predict, GET /model, GET /health, GET /openapi.json (behind the alias live)",
         )
         role = self.predict.role
         grant_objects(self.predict, role, storage.registry, read=[MODELS], purpose="load the champion's card and model")

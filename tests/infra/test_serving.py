@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from aws_cdk.assertions import Match
 
+from functions.routes import ROUTES
 from infra.naming import api_name, code_deploy_names, function_name
 from layers.build import FUNCTION_LAYERS
 
@@ -116,7 +118,7 @@ def test_live_alias_is_shifted_by_a_codedeploy_canary_with_alarm_rollback(
 def test_every_method_requires_iam_and_routes_to_the_right_function(synth: Synthesized, stage: str, stage_settings):
     config, _ = stage_settings[stage]
     methods = synth.resources(stage, "serving", "AWS::ApiGateway::Method")
-    assert len(methods) == 4
+    assert len(methods) == len(ROUTES) == 5
     for method in methods.values():
         assert method["Properties"]["AuthorizationType"] == "AWS_IAM"
         assert method["Properties"].get("ApiKeyRequired") in (None, False)
@@ -140,8 +142,20 @@ def test_every_method_requires_iam_and_routes_to_the_right_function(synth: Synth
         ("POST", "predict"): "alias",
         ("GET", "model"): "alias",
         ("GET", "health"): "alias",
+        ("GET", "openapi.json"): "alias",
         ("POST", "outcomes"): "log_outcome",
     }
+    expected = {(r.method, r.path[1:]): "alias" if r.function == "predict" else r.function for r in ROUTES}
+    assert routes == expected, "the API is functions/routes.py's table"
+
+
+def test_every_method_has_its_own_invoke_permission(synth: Synthesized, stage: str):
+    permissions = synth.resources(stage, "serving", "AWS::Lambda::Permission").values()
+    source_arns = [json.dumps(p["Properties"].get("SourceArn")) for p in permissions]
+    for route in ROUTES:
+        suffix = f"/{route.method}{route.path}"
+        granted = [arn for arn in source_arns if suffix + '"' in arn]
+        assert granted, f"no Lambda permission lets API Gateway invoke {route.method} {route.path}"
 
 
 def test_post_bodies_are_validated_and_errors_keep_the_functions_shape(synth: Synthesized, stage: str):
@@ -183,10 +197,25 @@ def test_stage_throttles_logs_access_as_json_and_traces(synth: Synthesized, stag
     synth.template(stage, "serving").has_resource_properties("AWS::ApiGateway::RestApi", {"Name": api_name(config)})
 
 
+def _method_and_path(arn: dict[str, Any]) -> str:
+    """``POST /predict`` from an execute-api ARN ``Fn::Join`` ending in ``/<stage>/POST/predict``."""
+    _, _stage, method, path = arn["Fn::Join"][1][-1].split("/", 3)
+    return f"{method} /{path}"
+
+
 def test_invoke_policies_name_exact_methods(synth: Synthesized, stage: str):
     policies = synth.resources(stage, "serving", "AWS::IAM::ManagedPolicy")
-    assert len(policies) == 2
+    assert len(policies) == 3
+    granted: dict[str, set[str]] = {}
     for policy in policies.values():
         (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
         assert statement["Action"] == "execute-api:Invoke"
         assert "Roles" not in policy["Properties"], "attached by operators to their callers' roles"
+        name = policy["Properties"]["ManagedPolicyName"].rsplit("-api-", 1)[1]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        granted[name] = {_method_and_path(arn) for arn in resources}
+    assert granted == {
+        "predict-invoke": {"POST /predict", "GET /model", "GET /health", "GET /openapi.json"},
+        "outcomes-invoke": {"POST /outcomes"},
+        "contract-read": {"GET /openapi.json"},
+    }
