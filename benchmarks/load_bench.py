@@ -11,7 +11,10 @@ Printed and merged into ``.bench/latest.json``: ``load_rps``, ``load_p50_ms``, `
 ``load_errors``, ``load_capture_missing_rows`` for the 1-row run, the same with ``load_rows100_``
 for the 100-row run, plus ``load_clients`` and ``load_requests_per_client``. A third run sends the
 1-row requests while a rollout invocation is held inside the server: ``load_rollout_held_rps``,
-``_p99_ms``, ``_max_ms``, ``_errors`` and ``_seconds`` (how long it was held). The targets on a
+``_p99_ms``, ``_max_ms``, ``_errors`` and ``_seconds`` (how long it was held). Last, the rows
+per second one capture writer alone writes to the moto S3, fed 1-, 100- and 1000-row records as
+fast as it takes them: ``capture_writer_rows{1,100,1000}_rows_per_s``, the rate of captured rows
+up to which nothing is dropped. The targets on a
 2-core machine for the 1-row run are printed beside the figures (they are not assertions).
 """
 
@@ -36,6 +39,7 @@ from benchmarks.harness import AWS_ENV, BENCH_DIR, ROOT, dataset_rows, predict_b
 
 RESULTS = BENCH_DIR / "latest.json"
 TARGETS = {"load_rps": 1000.0, "load_p99_ms": 50.0}
+CAPTURE_RECORD_ROWS = (1, 100, 1000)
 
 
 # -- the server ---------------------------------------------------------------------------------------------
@@ -61,9 +65,45 @@ def serve() -> None:
                 out.write("held\n")
             elif command == "release":
                 out.write(f"released {held.release():.3f}\n")
+            elif command.startswith("capture-throughput "):
+                out.write(f"{writer_throughput(runtime, int(command.split()[1])):.1f}\n")
             out.flush()
     finally:
         runtime.stop()
+
+
+def writer_throughput(runtime: Any, rows: int, seconds: float = 3.0) -> float:
+    """Rows per second one capture writer (as predict configures it) writes to the moto S3, fed
+    ``rows``-row records as fast as it takes them (never more than two batches waiting)."""
+    from functions.adapters.capture import CaptureRecord, CaptureWriter
+
+    config = runtime.config
+    names, data = dataset_rows(rows)
+    matrix = np.asarray(data)
+    columns = {name: matrix[:, j].copy() for j, name in enumerate(names)}
+    probabilities = np.tile([0.3, 0.7], (rows, 1))
+    writer = CaptureWriter(
+        runtime.clients.s3,
+        config.data_bucket,
+        "bench-capture",
+        config.model_name,
+        max_rows=config.capture_max_rows,
+        max_age_seconds=config.capture_max_age_seconds,
+        max_pending_batches=1_000_000,
+    )
+    started = time.perf_counter()
+    added = 0
+    while time.perf_counter() - started < seconds:
+        if writer.pending_batches() >= 2:  # keep the writer busy, not a backlog that outlives the clock
+            time.sleep(0.0005)
+            continue
+        for _ in range(max(1, config.capture_max_rows // rows)):
+            writer.add(CaptureRecord(f"r{added}", time.time(), 1, columns, np.ones(rows), probabilities, rows))
+            added += 1
+    writer.flush(timeout=600)
+    elapsed = time.perf_counter() - started
+    assert writer.stats.written_rows == added * rows and writer.stats.dropped_rows == 0
+    return writer.stats.written_rows / elapsed
 
 
 class HeldRollout:
@@ -254,6 +294,9 @@ def main() -> None:
             figures.update({f"{prefix}{key}": round(value, 3) for key, value in result.items()})
         progress(f"{args.clients} clients x {args.requests} requests of 1 row while a rollout invocation is held")
         figures.update({f"load_rollout_held_{k}": round(v, 3) for k, v in held_run(args, server, urls).items()})
+        for rows in CAPTURE_RECORD_ROWS:
+            progress(f"capture writer throughput, {rows}-row records")
+            figures[f"capture_writer_rows{rows}_rows_per_s"] = float(_command(server, f"capture-throughput {rows}"))
     finally:
         if server.stdin is not None:
             server.stdin.close()
@@ -289,6 +332,11 @@ def report(figures: dict[str, float]) -> None:
         f" p99 {held['p99_ms']:.2f} ms, max {held['max_ms']:.2f} ms, {held['errors']:.0f} errors"
         " (predict never waits for another function)"
     )
+    rates = ", ".join(
+        f"{figures[f'capture_writer_rows{rows}_rows_per_s']:,.0f} rows/s in {rows}-row records"
+        for rows in CAPTURE_RECORD_ROWS
+    )
+    print(f"  One capture writer alone writes {rates}; captured rows beyond that rate fill its queue and are dropped")
 
 
 if __name__ == "__main__":

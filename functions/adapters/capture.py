@@ -134,6 +134,10 @@ class CaptureWriter:
             while self._queue.unfinished_tasks and time.monotonic() < deadline:
                 time.sleep(0.005)
 
+    def pending_batches(self) -> int:
+        """Batches handed to the writer thread and not yet written."""
+        return self._queue.unfinished_tasks
+
     # -- internals ----------------------------------------------------------------------------
     def _take(self) -> list[CaptureRecord]:
         batch, self._buffer, self._buffered_rows = self._buffer, [], 0
