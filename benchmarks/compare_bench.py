@@ -17,11 +17,12 @@ and answers the same request body (``{"rows": [...]}``, the dataset's first 1 or
   in a child process on 127.0.0.1, called over loopback with one keep-alive ``http.client.HTTPConnection``.
 * ``ours_http``: the handler behind the local gateway (``functions.local.gateway.ApiServer``, what
   ``mlops serve`` runs; the alias-weight routing of ``FunctionHost`` left out) in a child process,
-  with the same keep-alive client. The gateway writes headers and body in two writes without
-  TCP_NODELAY, so keep-alive requests can wait for the client's delayed ACK (~40 ms): a short probe
-  detects it, and then ``ours_http`` is left out of the timed rounds (the probe's p50 is reported).
-* ``*_newconn``: both HTTP servers with a new connection per request (connect time included),
-  which the delayed-ACK stall does not hit.
+  with the same keep-alive client. The gateway answers in one write with TCP_NODELAY; a short probe
+  still checks for the delayed-ACK stall (~40 ms per keep-alive request) an answer in two writes
+  would cause, and if it finds one, ``ours_http`` is left out of the timed rounds (the probe's p50
+  is reported).
+* ``*_newconn``: both HTTP servers with a new connection per request (connect time included), to
+  compare with keep-alive (the issue's target: keep-alive p50 within 1 ms of a new connection).
 
 One round calls every contender once, in an order rotated round by round, after warm-up rounds.
 Each contender's first answer must carry scikit-learn's probabilities (to the handler's fidelity

@@ -49,7 +49,7 @@ class MotoServer:
 
     def __init__(self) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.moto_process"],
+            [sys.executable, "-m", "functions.local.moto_process"],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

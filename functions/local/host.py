@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,36 @@ def settings_values(config: StageConfig, function: str, **overrides: str) -> dic
     return values
 
 
+class FairLock:
+    """A lock that goes to its waiters in the order they came (``threading.Lock`` promises no order).
+
+    Requests queued for one execution environment are then served first come, first served, and
+    no request waits behind many later ones, which is what set the local server's p99 under load.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._held = False
+        self._waiters: deque[threading.Lock] = deque()
+
+    def __enter__(self) -> None:
+        with self._guard:
+            if not self._held:
+                self._held = True
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiters.append(turn)
+        turn.acquire()  # released by the holder that hands the lock over
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._guard:
+            if self._waiters:
+                self._waiters.popleft().release()  # still held: ownership passes to the next waiter
+            else:
+                self._held = False
+
+
 class Environment:
     """One execution environment: its handler, one invocation at a time, with metrics of its own.
 
@@ -46,7 +77,7 @@ class Environment:
     def __init__(self, handler: Handler, namespace: str) -> None:
         self.handler = handler
         self.metrics = isolated_metrics(namespace)
-        self._lock = threading.Lock()
+        self._lock = FairLock()
 
     def invoke(self, event: dict[str, Any], context: LocalContext) -> dict[str, Any]:
         with self._lock, bound(self.metrics):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -41,29 +42,47 @@ def use_endpoint(endpoint_url: str, region: str) -> None:
 
 
 class MotoServer:
-    """moto in server mode, bound to loopback only."""
+    """moto in server mode, bound to loopback only, in a child process (``functions/local/moto_process.py``)."""
 
     def __init__(self, port: int = 0) -> None:
-        import logging
-
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self.port = port
         self.endpoint_url = ""
+        self._proc: subprocess.Popen[str] | None = None
+        self._errors: IO[str] | None = None
 
     def start(self) -> str:
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint_url = f"http://{host}:{port}"
-        # moto keeps its state in this process's memory: a new server starts from nothing.
-        reset = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(reset, timeout=10):  # noqa: S310 - loopback only
-            pass
+        errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - kept until stop(), read if start fails
+        self._errors = errors
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "functions.local.moto_process", str(self.port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline().strip()
+        if not line.isdigit():
+            self.stop()
+            errors.seek(0)
+            reason = errors.read().strip().splitlines()[-1:] or ["it exited"]
+            raise RuntimeError(f"moto did not start on 127.0.0.1:{self.port or 'any port'}: {reason[0]}")
+        self.endpoint_url = f"http://127.0.0.1:{line}"
         return self.endpoint_url
 
     def stop(self) -> None:
-        self._server.stop()
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            assert proc.stdin is not None
+            proc.stdin.close()  # the child serves until its stdin closes
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._errors is not None:
+            self._errors.close()
+            self._errors = None
 
 
 class LocalRuntime:

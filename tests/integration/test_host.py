@@ -17,7 +17,7 @@ import pytest
 from functions.bootstrap import AwsClients
 from functions.handlers.scheduled import instrument_scheduled
 from functions.local.events import LocalContext
-from functions.local.host import FunctionHost
+from functions.local.host import FairLock, FunctionHost
 from functions.local.observability import LocalMetrics, OutputRouter
 from functions.local.runtime import ensure_resources, scheduled_event
 from functions.observability import logger, metrics
@@ -83,3 +83,24 @@ def test_predict_answers_while_a_rollout_tick_is_held_and_nothing_of_either_leak
     assert "model_version" in names["RejectedRequests"].dimensions
     assert names["HeldTickMetric"].dimensions == {}
     assert sum(1 for point in emitted.points if point.name == "HeldTickMetric") == 1
+
+
+def test_an_environment_serves_queued_requests_first_come_first_served() -> None:
+    lock = FairLock()
+    served: list[int] = []
+
+    def request(i: int) -> None:
+        with lock:
+            served.append(i)
+
+    threads = [threading.Thread(target=request, args=(i,)) for i in range(6)]
+    with lock:
+        for i, thread in enumerate(threads):
+            thread.start()
+            while len(lock._waiters) < i + 1:  # this one is queued before the next one comes
+                threading.Event().wait(0.001)
+    for thread in threads:
+        thread.join(WAIT)
+    assert served == list(range(6))
+    with lock:  # free again once the queue is empty
+        pass
