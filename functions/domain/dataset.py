@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from functions.domain.card import Task
 from functions.errors import TrainingError
 
 
@@ -45,6 +46,58 @@ class Dataset:
         for j, name in enumerate(names):
             out[:, j] = self.columns[name]
         return out
+
+
+# An integer target with at most this many distinct values is a class label, not a quantity.
+MAX_INTEGER_CLASSES = 20
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_integer(value: str) -> bool:
+    try:
+        int(value)
+    except ValueError:
+        return False
+    return True
+
+
+def infer_task(values: list[str], name: str) -> tuple[Task, str]:
+    """The task a target column calls for, and why, in words to print.
+
+    Strings or booleans, or integers with at most ``MAX_INTEGER_CLASSES`` distinct values, are
+    class labels: binary classification with two of them, multiclass with more. Other numbers
+    are a regression target.
+    """
+    distinct = set(values)
+    if not values:
+        raise TrainingError(f"target column {name!r} has no values")
+    numeric = all(_is_number(v) for v in distinct)
+    integers = numeric and all(_is_integer(v) for v in distinct)
+    if numeric and not (integers and len(distinct) <= MAX_INTEGER_CLASSES):
+        kind = "integers" if integers else "numbers"
+        return "regression", f"target {name!r} holds {len(distinct)} distinct {kind}: regression"
+    if len(distinct) < 2:
+        raise TrainingError(f"target column {name!r} has a single value ({next(iter(distinct))!r}): nothing to learn")
+    task: Task = "binary_classification" if len(distinct) == 2 else "multiclass_classification"
+    kind = f"integers (at most {MAX_INTEGER_CLASSES})" if integers else "labels"
+    return task, f"target {name!r} holds {len(distinct)} distinct {kind}: {task.replace('_', ' ')}"
+
+
+def target_values(text: str, target: str) -> list[str]:
+    """The raw values of column ``target`` of CSV ``text`` (for ``infer_task``)."""
+    reader = csv.reader(io.StringIO(text))
+    header = [h.strip() for h in next(reader, [])]
+    if target not in header:
+        raise TrainingError(f"target column {target!r} not in dataset columns {header}")
+    index = header.index(target)
+    return [record[index].strip() for record in reader if len(record) > index]
 
 
 def _target_column(values: list[str], regression: bool, name: str) -> np.ndarray:

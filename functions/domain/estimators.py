@@ -68,3 +68,12 @@ if set(ESTIMATOR_KINDS) != set(ESTIMATORS):  # pragma: no cover - a table edited
 def kinds_for(classification: bool) -> list[str]:
     """The kinds that can be trained for a classification (or a regression) task."""
     return [kind for kind, spec in ESTIMATORS.items() if spec.class_path(classification) is not None]
+
+
+# What ``mlops train`` uses when no estimator is named: a linear model, scaled, for either task.
+DEFAULT_KIND: dict[bool, str] = {True: "logistic_regression", False: "ridge"}
+
+
+def default_kind(classification: bool) -> str:
+    """The estimator kind trained when none is named, for a classification (or regression) task."""
+    return DEFAULT_KIND[classification]

@@ -111,6 +111,29 @@ def evaluate(model: Any, X: np.ndarray, y: np.ndarray, task: Task) -> dict[str, 
     return out
 
 
+def _check_classes(dataset: Dataset, spec: TrainingSpec) -> None:
+    if spec.task not in CLASSIFICATION_TASKS:
+        return
+    n_classes = len(np.unique(dataset.target))
+    expected = "binary_classification" if n_classes == 2 else "multiclass_classification"
+    if n_classes < 2 or expected != spec.task:
+        hint = " (leave --task out to infer it from the target)" if n_classes >= 2 else ""
+        raise TrainingError(f"target {spec.target!r} has {n_classes} classes, which does not fit {spec.task}{hint}")
+
+
+def check_spec(dataset: Dataset, spec: TrainingSpec) -> None:
+    """Everything about training ``spec`` on ``dataset`` that can be checked without fitting: the
+    classes fit the task, the estimator kind fits the task, its parameters are ones it takes with
+    values it accepts. Raises ``TrainingError`` naming the problem."""
+    _check_classes(dataset, spec)
+    pipeline = build_pipeline(feature_schema(dataset), spec.task, spec.estimator)
+    estimator = pipeline.named_steps["estimator"]
+    try:
+        estimator._validate_params()  # scikit-learn's own parameter constraints, as fit() checks them
+    except (TypeError, ValueError) as exc:
+        raise TrainingError(f"bad parameters for {spec.estimator.kind}: {exc}") from exc
+
+
 def train(dataset: Dataset, spec: TrainingSpec) -> TrainedModel:
     """Fit the spec's pipeline on a train split and measure it on the held-out split.
 
@@ -122,11 +145,7 @@ def train(dataset: Dataset, spec: TrainingSpec) -> TrainedModel:
         The fitted model, its schema, validation metrics and drift baseline.
     """
     classification = spec.task in CLASSIFICATION_TASKS
-    if classification:
-        n_classes = len(np.unique(dataset.target))
-        expected = "binary_classification" if n_classes == 2 else "multiclass_classification"
-        if n_classes < 2 or expected != spec.task:
-            raise TrainingError(f"target {spec.target!r} has {n_classes} classes, which does not fit {spec.task}")
+    _check_classes(dataset, spec)
     schema = feature_schema(dataset)
     index = np.arange(dataset.n_rows)
     train_idx, valid_idx = train_test_split(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import json
 import os
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from functions.config import STAGES, StageConfig, stage_config
-from functions.domain.card import Task
+from functions.domain.card import Task, TrainingSpec
 from functions.domain.estimators import ESTIMATOR_KINDS
 
 DEFAULT_MOTO_PORT = 4567
@@ -117,50 +118,86 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``--param key=value`` pairs: a value is a Python literal (``None``, ``True``, ``3``, ``0.5``,
+    ``'gini'``, ``[1, 2]``), else JSON (``null``, ``true``), else the text as it is (``gini``)."""
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise SystemExit(f"error: --param takes key=value, got {pair!r}")
         try:
-            params[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[key] = raw
+            params[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            try:
+                params[key] = json.loads(raw)
+            except json.JSONDecodeError:
+                params[key] = raw
     return params
+
+
+def _training_spec(args: argparse.Namespace, config: StageConfig, text: str) -> TrainingSpec:
+    """The spec ``mlops train`` runs, every default filled in from the data, checked against the data.
+
+    Raises ``TrainingError`` for anything that would fail later, before anything is uploaded.
+    """
+    from functions.domain.card import CLASSIFICATION_TASKS, EstimatorSpec, TrainingSpec
+    from functions.domain.dataset import infer_task, parse_csv, target_values
+    from functions.domain.estimators import default_kind
+    from functions.domain.training import check_spec
+
+    demo = config.demo.training
+    shipped = args.data is None
+    target = args.target or demo.target
+    if args.target is None and not shipped:
+        _say(f"target: {target!r} (the demo's; pass --target to name another)")
+    task = args.task
+    if task is None:
+        task, reason = infer_task(target_values(text, target), target)
+        _say(f"task: {task} (inferred: {reason}; pass --task to choose)")
+    classification = task in CLASSIFICATION_TASKS
+    if args.estimator:
+        kind = args.estimator
+    elif shipped and task == demo.task:
+        kind = demo.estimator.kind
+    else:
+        kind = default_kind(classification)
+        _say(f"estimator: {kind} (the default for {'classification' if classification else 'regression'})")
+    if args.param or args.estimator or kind != demo.estimator.kind:
+        params = _parse_params(args.param)
+    else:
+        params = demo.estimator.params
+    spec = TrainingSpec(
+        task=task,
+        target=target,
+        categorical=args.categorical if args.categorical is not None else ([] if not shipped else demo.categorical),
+        estimator=EstimatorSpec(kind=kind, params=params),
+    )
+    dataset = parse_csv(text, spec.target, set(spec.categorical), regression=spec.task == "regression")
+    check_spec(dataset, spec)
+    return spec
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from functions.adapters.datasets import S3DatasetStore
-    from functions.adapters.registry import S3ModelRegistry
-    from functions.domain.card import EstimatorSpec
-    from functions.domain.training import TrainingSpec
+    from functions.adapters.registry import S3ModelRegistry, validate_model_name
     from functions.local.runtime import DATA_DIR
     from functions.services.training import train_and_register
 
     config = stage_config(args.stage)
-    demo = config.demo.training
-    estimator = EstimatorSpec(
-        kind=args.estimator or demo.estimator.kind,
-        params=_parse_params(args.param) if (args.param or args.estimator) else demo.estimator.params,
-    )
-    spec = TrainingSpec(
-        task=args.task or demo.task,
-        target=args.target or demo.target,
-        categorical=args.categorical or ([] if args.data else demo.categorical),
-        estimator=estimator,
-    )
-    name = args.model_name or config.model_name
+    name = validate_model_name(args.model_name or config.model_name)
+    source = args.data or str(DATA_DIR / config.demo.file)
+    path = None if source.startswith("s3://") else Path(source)
+    if path is not None and not path.is_file():
+        _say(f"error: dataset {source} not found")
+        return 2
     with aws_target(args, config) as (clients, config):
         registry = S3ModelRegistry(clients.s3, config.registry_bucket)
         datasets = S3DatasetStore(clients.s3, config.data_bucket, config.datasets_prefix)
-        source = args.data or str(DATA_DIR / config.demo.file)
-        if source.startswith("s3://"):
+        text = path.read_text() if path is not None else datasets.read(source)[0]
+        spec = _training_spec(args, config, text)  # everything checked before anything is stored
+        if path is None:
             uri = source
         else:
-            path = Path(source)
-            if not path.is_file():
-                _say(f"error: dataset {source} not found")
-                return 2
             uri = datasets.upload(path.name, path.read_bytes())
             _say(f"uploaded {path} to {uri}")
         champion = registry.get_aliases(name).get("champion")
@@ -373,10 +410,26 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model from a CSV data set and register it as a new version")
     train.add_argument("--data", help="CSV file or s3:// URI in the data bucket (default: the shipped demo data set)")
     train.add_argument("--target", help="label column (default: the demo's)")
-    train.add_argument("--task", choices=list(get_args(Task)))
+    train.add_argument(
+        "--task",
+        choices=list(get_args(Task)),
+        help="default: inferred from the target (labels, or integers with at most 20 distinct values, are classes;"
+        " other numbers are a regression target) and printed",
+    )
     train.add_argument("--categorical", nargs="*", default=None, help="columns holding categories")
-    train.add_argument("--estimator", choices=list(ESTIMATOR_KINDS), help="estimator kind (default: the demo's)")
-    train.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="estimator parameter")
+    train.add_argument(
+        "--estimator",
+        choices=list(ESTIMATOR_KINDS),
+        help="estimator kind (default: the demo's on the demo data; else logistic_regression for classification,"
+        " ridge for regression)",
+    )
+    train.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="estimator parameter, a Python literal (max_depth=None, C=0.5, class_weight='balanced'); repeatable",
+    )
     train.add_argument("--model-name", help="registry name (default: from the stage configuration)")
     train.add_argument("--champion", action="store_true", help="make the new version the champion")
     train.add_argument("--description", help="free text stored in the model card")

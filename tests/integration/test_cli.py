@@ -109,3 +109,57 @@ def test_a_stage_that_is_not_deployed_is_named_in_the_error(aws: Any, boto_sessi
 
     with pytest.raises(SystemExit, match="is the prod stage deployed here"):
         deployed_config(Clients(), stage_config("prod"))
+
+
+def _card(out: str) -> dict[str, Any]:
+    return json.loads(out[out.index("{") :])
+
+
+@pytest.mark.usefixtures("isolated_process_state")
+def test_train_infers_regression_and_its_default_estimator_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", "--data", "data/diabetes.csv", "--target", "progression", "--categorical", "sex",
+                 "--model-name", "diabetes"])  # fmt: skip
+
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    card = _card(captured.out)
+    assert (card["task"], card["estimator"]) == ("regression", "ridge")
+    assert "task: regression (inferred: target 'progression' holds 214 distinct numbers" in captured.err
+    assert "estimator: ridge (the default for regression)" in captured.err
+
+
+@pytest.mark.usefixtures("isolated_process_state")
+def test_train_infers_multiclass_from_string_labels_and_takes_python_literal_params(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["train", "--data", "data/iris.csv", "--target", "species", "--estimator", "random_forest",
+                 "--param", "max_depth=None", "--param", "n_estimators=15", "--param", "bootstrap=True",
+                 "--model-name", "iris"])  # fmt: skip
+
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert _card(captured.out)["task"] == "multiclass_classification"
+    assert "task: multiclass_classification (inferred: target 'species' holds 3 distinct labels" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("arguments", "reason"),
+    [
+        (["--target", "nowhere"], "target column 'nowhere' not in dataset columns"),
+        (["--target", "species", "--estimator", "ridge"], "estimator 'ridge' cannot be used for multiclass"),
+        (["--target", "species", "--estimator", "random_forest", "--param", "max_depth='deep'"], "max_depth"),
+        (["--target", "species", "--estimator", "random_forest", "--param", "depth=3"], "depth"),
+        (["--target", "species", "--task", "binary_classification"], "has 3 classes"),
+        (["--target", "species", "--model-name", "Not_Valid"], "invalid model name 'Not_Valid'"),
+    ],
+)
+def test_train_checks_everything_before_it_uploads_anything(
+    moto_endpoint: str, capsys: pytest.CaptureFixture[str], arguments: list[str], reason: str
+) -> None:
+    code = main(["train", "--data", "data/iris.csv", "--endpoint-url", moto_endpoint, *arguments])
+
+    assert code == 1
+    assert reason in capsys.readouterr().err
+    config = stage_config("local")
+    listed = boto3.client("s3", endpoint_url=moto_endpoint).list_objects_v2(Bucket=config.data_bucket)
+    assert listed.get("KeyCount", 0) == 0, "nothing is uploaded before the run is known to be valid"

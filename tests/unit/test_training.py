@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from functions.domain.card import EstimatorSpec
-from functions.domain.dataset import parse_csv
+from functions.domain.dataset import infer_task, parse_csv
 from functions.domain.training import TrainingSpec, build_pipeline, feature_schema, train
 from functions.errors import TrainingError
 from tests.conftest import TRAINABLE, read_dataset
@@ -173,3 +173,27 @@ def test_parse_csv_types_columns_and_targets():
     assert labels.target.tolist() == ["cat", "dog"]
     assert dataset.matrix(["c", "a"]).tolist() == [["x", 1.5], ["z", 2.0]]
     assert dataset.take(np.array([1])).columns["c"].tolist() == ["z"]
+
+
+@pytest.mark.parametrize(
+    ("values", "task"),
+    [
+        (["yes", "no", "yes"], "binary_classification"),
+        (["True", "False"], "binary_classification"),
+        (["a", "b", "c", "a"], "multiclass_classification"),
+        (["0", "1", "1", "0"], "binary_classification"),
+        ([str(i % 20) for i in range(100)], "multiclass_classification"),
+        ([str(i % 21) for i in range(100)], "regression"),
+        (["1.5", "2", "3"], "regression"),
+        (["1.0", "2.0"], "regression"),
+    ],
+)
+def test_the_task_is_inferred_from_the_target(values: list[str], task: str) -> None:
+    inferred, reason = infer_task(values, "y")
+    assert inferred == task
+    assert reason.startswith("target 'y' holds")
+
+
+def test_a_target_with_one_value_has_nothing_to_learn() -> None:
+    with pytest.raises(TrainingError, match="single value"):
+        infer_task(["1", "1"], "y")
