@@ -47,9 +47,13 @@ def bin_counts(values: np.ndarray, edges: np.ndarray | list[float]) -> np.ndarra
     return np.bincount(index, minlength=edges.size - 1).astype(np.float64)
 
 
-def _frequencies(values: np.ndarray) -> dict[str, float]:
+def _counts(values: np.ndarray) -> dict[str, int]:
     labels, counts = np.unique(np.asarray(values).astype(str), return_counts=True)
-    return {str(k): float(c) / float(values.size) for k, c in zip(labels, counts, strict=True)}
+    return {str(k): int(c) for k, c in zip(labels, counts, strict=True)}
+
+
+def _frequencies(values: np.ndarray) -> dict[str, float]:
+    return {k: float(c) / float(values.size) for k, c in _counts(values).items()}
 
 
 def _plain(values: np.ndarray) -> list[Any]:
@@ -87,7 +91,7 @@ def compute_baseline(
                 edges=edges, proportions=props, mean=float(col.mean()), std=float(col.std())
             )
         else:
-            categorical[spec.name] = CategoricalBaseline(frequencies=_frequencies(col))
+            categorical[spec.name] = CategoricalBaseline(frequencies=_frequencies(col), counts=_counts(col))
     rng = np.random.default_rng(seed)
     n = train_set.n_rows
     pick = np.sort(rng.choice(n, size=min(sample_size, n), replace=False))

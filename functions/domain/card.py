@@ -28,11 +28,16 @@ class NumericBaseline(BaseModel):
 
 
 class CategoricalBaseline(BaseModel):
-    """Category frequencies of a categorical feature in the training data."""
+    """Category frequencies of a categorical feature in the training data, and the counts behind them.
+
+    ``counts`` is what the chi-square test compares live counts with (a two-sample test: the
+    training split is a sample too); cards registered before it was kept have frequencies only.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     frequencies: dict[str, float]
+    counts: dict[str, int] | None = None
 
 
 class PredictionBaseline(BaseModel):

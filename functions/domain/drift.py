@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy import stats
 
 from functions.domain.baseline import bin_counts
-from functions.domain.card import DriftBaseline, NumericBaseline, PredictionBaseline, Task
+from functions.domain.card import CategoricalBaseline, DriftBaseline, NumericBaseline, PredictionBaseline, Task
 
 # Floor for a bin's share before taking logs (PSI) or dividing (chi-square): an empty bin on
 # either side would otherwise make ln(a/e) or (o-e)^2/e infinite. 1e-4 is the usual choice: an
@@ -228,6 +228,38 @@ def chi_square_test(
     shares = np.maximum(np.asarray(expected, dtype=np.float64), eps)
     result = stats.chisquare(obs, shares / shares.sum() * total)
     return float(result.statistic), float(result.pvalue), unseen
+
+
+def chi_square_two_sample(
+    baseline_counts: Mapping[str, int], current_counts: Mapping[str, int]
+) -> tuple[float, float, list[str]]:
+    """Pearson chi-square test of homogeneity: are the training and the live counts one distribution?
+
+    Both are samples, so the training counts are not taken as exact shares (a goodness-of-fit
+    test would, and on large live windows grows over-confident). The contingency table has a row
+    per side and a column per category either side holds; a category absent from both is dropped.
+    No Yates correction. Equal to ``scipy.stats.chi2_contingency(table, correction=False)``.
+
+    Returns:
+        ``(statistic, p_value, unseen)``, ``unseen`` the observed categories training never saw.
+    """
+    if any(c < 0 for c in (*baseline_counts.values(), *current_counts.values())):
+        raise ValueError("category counts must be non-negative")
+    either = dict.fromkeys([*baseline_counts, *current_counts])
+    categories = [k for k in either if baseline_counts.get(k, 0) + current_counts.get(k, 0) > 0]
+    unseen = sorted(k for k in categories if baseline_counts.get(k, 0) == 0)
+    table = np.array(
+        [[baseline_counts.get(k, 0) for k in categories], [current_counts.get(k, 0) for k in categories]],
+        dtype=np.float64,
+    )
+    if table[1].sum() <= 0:
+        raise ValueError("no observations to test")
+    if table[0].sum() <= 0 or len(categories) < 2:
+        return 0.0, 1.0, unseen  # nothing to compare with, or one category on both sides
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
+    statistic = float(((table - expected) ** 2 / expected).sum())
+    p_value = float(stats.chi2.sf(statistic, len(categories) - 1))
+    return statistic, p_value, unseen
 
 
 def prediction_psi(baseline: PredictionBaseline, outputs: npt.ArrayLike, task: Task, eps: float = DEFAULT_EPS) -> float:
@@ -459,18 +491,19 @@ def _numeric_feature_from_counts(
     return result
 
 
-def _categorical_feature(name: str, frequencies: Mapping[str, float], values: npt.ArrayLike) -> FeatureDrift:
-    return _categorical_feature_from_counts(name, frequencies, category_counts(values))
+def _categorical_feature(name: str, spec: CategoricalBaseline, values: npt.ArrayLike) -> FeatureDrift:
+    return _categorical_feature_from_counts(name, spec, category_counts(values))
 
 
-def _categorical_feature_from_counts(
-    name: str, frequencies: Mapping[str, float], counts: Mapping[str, int]
-) -> FeatureDrift:
-    statistic, p_value, unseen = chi_square_test(frequencies, counts)
+def _categorical_feature_from_counts(name: str, spec: CategoricalBaseline, counts: Mapping[str, int]) -> FeatureDrift:
+    if spec.counts is not None:
+        statistic, p_value, unseen = chi_square_two_sample(spec.counts, counts)
+    else:  # a card from before training counts were kept: goodness of fit to the frequencies
+        statistic, p_value, unseen = chi_square_test(spec.frequencies, counts)
     return FeatureDrift(
         name=name,
         kind="categorical",
-        psi=categorical_psi(frequencies, counts),
+        psi=categorical_psi(spec.frequencies, counts),
         test="chi2",
         statistic=statistic,
         p_value=p_value,
@@ -541,10 +574,7 @@ def evaluate_drift(
         )
         for name, spec in baseline.numeric.items()
     ]
-    features += [
-        _categorical_feature(name, spec.frequencies, current_columns[name])
-        for name, spec in baseline.categorical.items()
-    ]
+    features += [_categorical_feature(name, spec, current_columns[name]) for name, spec in baseline.categorical.items()]
     prediction = None if current_outputs is None else prediction_psi(baseline.prediction, current_outputs, task)
     return _verdict(features, prediction, n_rows, policy)
 
@@ -809,7 +839,7 @@ class DriftAccumulator:
             for j, (name, spec) in enumerate(self.baseline.numeric.items())
         ]
         features += [
-            _categorical_feature_from_counts(name, spec.frequencies, self._categories[name])
+            _categorical_feature_from_counts(name, spec, self._categories[name])
             for name, spec in self.baseline.categorical.items()
             if self._categories[name]
         ]

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 from scipy import stats
 
@@ -14,11 +16,13 @@ from functions.domain.card import CategoricalBaseline, DriftBaseline, NumericBas
 from functions.domain.drift import (
     DriftPolicy,
     DriftReport,
+    _categorical_feature,
     benjamini_hochberg,
     bonferroni,
     categorical_psi,
     category_counts,
     chi_square_test,
+    chi_square_two_sample,
     correct_p_values,
     evaluate_drift,
     ks_test,
@@ -642,3 +646,45 @@ def test_the_report_round_trips_through_json() -> None:
     report = _evaluate(columns)
 
     assert DriftReport.model_validate_json(report.model_dump_json()) == report
+
+
+# -- chi-square, two samples ----------------------------------------------------------------------------------
+category_tables = st.lists(st.tuples(st.integers(0, 500), st.integers(0, 500)), min_size=2, max_size=8).filter(
+    lambda cells: sum(t for t, _ in cells) > 0 and sum(c for _, c in cells) > 0
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(category_tables)
+def test_the_two_sample_chi_square_matches_scipys_contingency_test(cells: list[tuple[int, int]]) -> None:
+    training = {f"c{i}": t for i, (t, _) in enumerate(cells)}
+    current = {f"c{i}": c for i, (_, c) in enumerate(cells)}
+    kept = [(t, c) for t, c in cells if t + c > 0]  # a category absent from both sides is dropped
+    statistic, p_value, unseen = chi_square_two_sample(training, current)
+    assert unseen == sorted(f"c{i}" for i, (t, c) in enumerate(cells) if t == 0 and c > 0)
+    if len(kept) < 2:
+        assert (statistic, p_value) == (0.0, 1.0)
+        return
+    expected = stats.chi2_contingency(np.array(kept).T, correction=False)
+    assert statistic == pytest.approx(expected.statistic, rel=1e-9, abs=1e-9)
+    assert p_value == pytest.approx(expected.pvalue, rel=1e-6, abs=1e-300)
+
+
+def test_the_two_sample_test_is_less_confident_than_goodness_of_fit_on_a_small_training_split() -> None:
+    training = {"a": 60, "b": 30, "c": 10}  # 100 training rows
+    live = {"a": 5000, "b": 3500, "c": 1500}  # a mild shift seen on 10,000 live rows
+    frequencies = {k: v / 100 for k, v in training.items()}
+    two_sample = chi_square_two_sample(training, live)[1]
+    goodness_of_fit = chi_square_test(frequencies, live)[1]
+    assert goodness_of_fit < 1e-40 < two_sample, "the training split is a sample, not the truth"
+
+
+def test_categorical_drift_uses_the_training_counts_when_the_card_has_them() -> None:
+    spec = CategoricalBaseline(frequencies={"red": 0.6, "blue": 0.4}, counts={"red": 60, "blue": 40})
+    live = np.array(["red"] * 50 + ["blue"] * 50 + ["green"] * 5, dtype=object)
+    drift = _categorical_feature("colour", spec, live)
+    expected = stats.chi2_contingency(np.array([[60, 40, 0], [50, 50, 5]]), correction=False)
+    assert drift.p_value == pytest.approx(expected.pvalue)
+    assert drift.unseen == ["green"]
+    legacy = _categorical_feature("colour", CategoricalBaseline(frequencies=spec.frequencies), live)
+    assert legacy.p_value == pytest.approx(chi_square_test(spec.frequencies, category_counts(live))[1])
