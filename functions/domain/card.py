@@ -69,8 +69,23 @@ class DriftBaseline(BaseModel):
     prediction: PredictionBaseline
 
 
+class CapturedRowsRef(BaseModel):
+    """The captured rows (with outcomes) a retrain added to the base dataset."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: int = Field(ge=0)
+    window_start: datetime
+    window_end: datetime
+    row_ids_sha256: str = Field(description="SHA-256 of the sorted row ids, one per line")
+
+
 class TrainingDataRef(BaseModel):
-    """Where the training data came from, precisely enough to find it again."""
+    """Where the training data came from, precisely enough to find it again.
+
+    ``uri`` and ``sha256`` name the base dataset (stored under its hash); a retrained version
+    also records the captured rows it added (``captured``).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -80,6 +95,7 @@ class TrainingDataRef(BaseModel):
     target: str
     train_rows: int
     validation_rows: int
+    captured: CapturedRowsRef | None = None
 
 
 class EstimatorSpec(BaseModel):

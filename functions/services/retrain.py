@@ -20,6 +20,7 @@ trained on: that flatters the champion, which only makes the metric gate stricte
 
 from __future__ import annotations
 
+import hashlib
 import math
 import statistics
 import time
@@ -39,7 +40,7 @@ from functions.adapters.outcomes import S3OutcomeStore
 from functions.adapters.registry import S3ModelRegistry
 from functions.adapters.rollout_state import S3RolloutStore
 from functions.adapters.skipped import SkippedRecords
-from functions.domain.card import CLASSIFICATION_TASKS, ModelCard, TrainingDataRef, TrainingSpec
+from functions.domain.card import CLASSIFICATION_TASKS, CapturedRowsRef, ModelCard, TrainingDataRef, TrainingSpec
 from functions.domain.dataset import Dataset, parse_csv
 from functions.domain.gates import GateDecision, GatePolicy, compare_schemas, evaluate_gates
 from functions.domain.inference import ServingGraph
@@ -400,6 +401,14 @@ class _Run:
                 target=champion.target,
                 train_rows=trained.train_rows,
                 validation_rows=rows - trained.train_rows,
+                captured=None
+                if data.window is None
+                else CapturedRowsRef(
+                    rows=data.captured_rows,
+                    window_start=data.window[0],
+                    window_end=data.window[1],
+                    row_ids_sha256=data.captured_ids_sha256,
+                ),
             ),
             metrics=measured.candidate,
             primary_metric=measured.metric_name,
@@ -474,6 +483,8 @@ class TrainingData:
     duplicate_rows: int
     unusable_rows: int
     skipped: SkippedRecords = field(default_factory=SkippedRecords)
+    captured_ids_sha256: str = ""
+    window: tuple[datetime, datetime] | None = None
 
     def counts(self) -> dict[str, int]:
         corrupt = self.skipped.as_dict()
@@ -500,9 +511,11 @@ def load_training_data(ports: RetrainPorts, champion: ModelCard, start: datetime
     classes are dropped and counted; corrupt capture or outcome records are skipped and counted.
 
     Raises:
-        TrainingError: the base dataset is missing, unreadable, or lacks one of the champion's columns.
+        TrainingError: the base dataset is missing, unreadable, not the bytes the champion's card
+            records (its SHA-256), or lacks one of the champion's columns.
     """
-    text, base_sha = ports.datasets.read(champion.training_data.uri)
+    # The exact bytes the champion learned from, or a refusal: a replaced object never trains silently.
+    text, base_sha = ports.datasets.read(champion.training_data.uri, expected_sha256=champion.training_data.sha256)
     base = parse_csv(text, champion.target, champion_categorical(champion), regression=champion.task == "regression")
     specs = champion.feature_schema.features
     missing = [f.name for f in specs if f.name not in base.columns]
@@ -513,6 +526,7 @@ def load_training_data(ports: RetrainPorts, champion: ModelCard, start: datetime
     columns: dict[str, list[Any]] = {f.name: [] for f in specs}
     targets: list[Any] = []
     seen: set[str] = set()
+    used: list[str] = []
     duplicates = unusable = 0
     for request in ports.capture.iter_requests(champion.name, start, end, skipped=skipped):
         for i, row_id in enumerate(request.row_ids):
@@ -530,6 +544,7 @@ def load_training_data(ports: RetrainPorts, champion: ModelCard, start: datetime
             for spec, value in zip(specs, row, strict=True):
                 columns[spec.name].append(value)
             targets.append(label)
+            used.append(row_id)
     merged = {
         f.name: np.concatenate([base.columns[f.name], np.array(columns[f.name], dtype=base.columns[f.name].dtype)])
         for f in specs
@@ -538,7 +553,14 @@ def load_training_data(ports: RetrainPorts, champion: ModelCard, start: datetime
     dataset = Dataset(columns=merged, target_name=champion.target, target=target, categorical=base.categorical)
     if skipped.total:
         logger.warning("retrain: corrupt records skipped", extra={"skipped": skipped.examples})
-    return TrainingData(dataset, base_sha, base.n_rows, len(targets), duplicates, unusable, skipped)
+    return TrainingData(
+        dataset, base_sha, base.n_rows, len(targets), duplicates, unusable, skipped, row_ids_digest(used), (start, end)
+    )
+
+
+def row_ids_digest(row_ids: list[str]) -> str:
+    """SHA-256 of ``row_ids`` sorted, one per line: which captured rows a retrain used, in 64 characters."""
+    return hashlib.sha256("".join(f"{row_id}\n" for row_id in sorted(row_ids)).encode()).hexdigest()
 
 
 def _captured_row(request: CapturedRequest, i: int, specs: tuple[FeatureSpec, ...]) -> list[Any] | None:

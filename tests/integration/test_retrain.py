@@ -16,6 +16,7 @@ import pytest
 import functions.handlers.retrain as retrain_module
 import functions.services.retrain as retrain_service
 from functions.adapters.capture import CaptureRecord, CaptureWriter
+from functions.adapters.datasets import S3DatasetStore
 from functions.adapters.events import MODEL_DRIFT_DETECTED
 from functions.adapters.locks import S3RetrainHistory, S3RetrainLock
 from functions.adapters.outcomes import S3OutcomeStore
@@ -617,3 +618,46 @@ def test_corrupt_capture_and_outcome_records_are_skipped_and_counted_and_retrain
     assert rows["captured"] == traffic.labelled_rows  # the good records all still count
     assert (rows["corrupt_capture_records_skipped"], rows["corrupt_outcome_records_skipped"]) == (3, 2)
     assert emf_metrics(capsys.readouterr().out)["RecordsSkipped"] == 5
+
+
+def test_a_replaced_base_dataset_is_refused_with_the_reason_and_the_champion_keeps_serving(
+    champion: ModelCard, aws: Any, invoke: Any, stores: Stores
+) -> None:
+    bucket, key = champion.training_data.uri[5:].split("/", 1)
+    valid_but_different = (DATA / "breast_cancer.csv").read_text().replace(",0\n", ",1\n", 5)
+    aws.put_object(Bucket=bucket, Key=key, Body=valid_but_different.encode())
+
+    result = invoke(FORCED)
+
+    assert result["status"] == "failed"
+    (reason,) = result["reasons"]
+    assert "is not the data the model was trained on" in reason and champion.training_data.sha256[:12] in reason
+    assert stores.registry.get_aliases(NAME) == {"champion": 1}
+    assert [c.version for c in stores.registry.list_versions(NAME)] == [1]
+
+
+def test_uploading_another_file_under_the_same_name_never_changes_what_a_model_learned_from(
+    champion: ModelCard, aws: Any, invoke: Any, stores: Stores
+) -> None:
+    datasets = S3DatasetStore(aws, CFG.data_bucket, CFG.datasets_prefix)
+    name = champion.training_data.uri.rsplit("/", 1)[-1]
+    other = datasets.upload(name, (DATA / "iris.csv").read_bytes())
+    again = datasets.upload(name, (DATA / "breast_cancer.csv").read_bytes())
+
+    assert other != champion.training_data.uri and again == champion.training_data.uri
+    assert f"/sha256={champion.training_data.sha256}/" in champion.training_data.uri
+    assert invoke(FORCED)["status"] == "registered"
+    assert stores.registry.get_card(NAME, 2).training_data.sha256 == champion.training_data.sha256
+
+
+def test_the_card_records_which_captured_rows_a_retrain_used(
+    traffic: Traffic, invoke: Any, registry: S3ModelRegistry, clock: FakeClock
+) -> None:
+    invoke(OPERATOR)
+
+    captured = registry.get_card(NAME, 2).training_data.captured
+    assert captured is not None
+    assert captured.rows == traffic.labelled_rows
+    assert captured.window_end == clock.now and captured.window_start == clock.now - timedelta(days=1)
+    used = [f"req-{r}-{i}" for r in range(15) for i in range(3) if (r, i) != (14, 2)]
+    assert captured.row_ids_sha256 == retrain_service.row_ids_digest(used)

@@ -33,8 +33,9 @@ def test_the_card_records_where_the_model_came_from(train_model, registry, cfg):
     stored = registry.get_card(cfg.model_name, 1)
     assert stored == card
     data = stored.training_data
-    assert data.uri == f"s3://{cfg.data_bucket}/{cfg.datasets_prefix}/breast_cancer.csv"
-    assert data.sha256 == sha256_hex((DATA / "breast_cancer.csv").read_bytes())
+    digest = sha256_hex((DATA / "breast_cancer.csv").read_bytes())
+    assert data.uri == f"s3://{cfg.data_bucket}/{cfg.datasets_prefix}/sha256={digest}/breast_cancer.csv"
+    assert data.sha256 == digest
     assert (data.rows, data.train_rows, data.validation_rows, data.target) == (569, 426, 143, "target")
     assert stored.task == "binary_classification" and stored.primary_metric == "roc_auc"
     assert stored.metrics["roc_auc"] > 0.98
