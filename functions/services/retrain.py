@@ -586,18 +586,36 @@ def _label(actual: Any, card: ModelCard) -> Any:
     return actual if known else None
 
 
+def content_groups(dataset: Dataset) -> np.ndarray:
+    """A group id per row: rows with the same feature values share one (a replayed request, say)."""
+    keys: dict[tuple[Any, ...], int] = {}
+    names = dataset.feature_names
+    columns = [dataset.columns[name].tolist() for name in names]
+    return np.array([keys.setdefault(row, len(keys)) for row in zip(*columns, strict=True)], dtype=np.int64)
+
+
 def holdout_split(dataset: Dataset, fraction: float, seed: int, task: str) -> tuple[Dataset, Dataset]:
-    """Split ``dataset`` into rows to train on and rows held out (stratified by class when possible)."""
-    index = np.arange(dataset.n_rows)
+    """Split ``dataset`` into rows to train on and rows held out (stratified by class when possible).
+
+    The split is by content: all rows with the same feature values land on the same side, so a
+    row captured again under another request id (or already in the base data) never scores the
+    candidate on what it trained on.
+    """
+    groups = content_groups(dataset)
+    first = np.unique(groups, return_index=True)[1]  # each group's first row, in group-id order
     stratify = None
     if task in CLASSIFICATION_TASKS:
-        _, counts = np.unique(dataset.target, return_counts=True)
-        stratify = dataset.target if counts.min() >= 2 else None
+        labels = dataset.target[first]
+        _, counts = np.unique(labels, return_counts=True)
+        stratify = labels if counts.min() >= 2 else None
     try:
-        train_idx, hold_idx = train_test_split(index, test_size=fraction, random_state=seed, stratify=stratify)
+        _, hold_groups = train_test_split(
+            np.arange(first.size), test_size=fraction, random_state=seed, stratify=stratify
+        )
     except ValueError as exc:
-        raise TrainingError(f"cannot hold out {fraction:.0%} of {dataset.n_rows} rows: {exc}") from exc
-    return dataset.take(train_idx), dataset.take(hold_idx)
+        raise TrainingError(f"cannot hold out {fraction:.0%} of {first.size} distinct rows: {exc}") from exc
+    held = np.isin(groups, hold_groups)
+    return dataset.take(np.flatnonzero(~held)), dataset.take(np.flatnonzero(held))
 
 
 # -- measuring and judging ----------------------------------------------------------------------
