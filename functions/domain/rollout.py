@@ -81,6 +81,7 @@ class RolloutState(BaseModel):
     pending: PendingStep | None = None
     history: list[RolloutEvent] = Field(default_factory=list)
     rollbacks: list[RollbackRecord] = Field(default_factory=list)
+    stage_figures: list[StageFigures] = Field(default_factory=list, description="this rollout's judged stages")
 
     @property
     def active(self) -> bool:
@@ -159,6 +160,70 @@ class CanaryChecks(BaseModel):
         return self.challenger_errors / total if total else 0.0
 
 
+class StageFigures(BaseModel):
+    """What one canary stage showed when the controller judged it, beside the limits it was judged by."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage: int = Field(ge=1)
+    weight: float
+    judged_at: datetime
+    outcome: str
+    requests: int
+    error_rate: float
+    alarms_in_alarm: list[str] = Field(default_factory=list)
+    prediction_psi: float | None = None
+    quality_metric: str | None = None
+    quality_drop: float | None = Field(default=None, description="relative loss against the champion's side")
+    labeled: int = 0
+    limits: dict[str, float] = Field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls, state: RolloutState, checks: CanaryChecks, policy: RolloutPolicy, now: datetime, outcome: str
+    ) -> StageFigures:
+        return cls(
+            stage=state.stage_index + 1,
+            weight=state.weight,
+            judged_at=now,
+            outcome=outcome,
+            requests=checks.challenger_requests,
+            error_rate=checks.challenger_error_rate,
+            alarms_in_alarm=list(checks.alarms_in_alarm),
+            prediction_psi=checks.prediction_psi,
+            quality_metric=checks.quality_metric,
+            quality_drop=checks.quality_drop(policy.min_labeled),
+            labeled=checks.challenger_labeled,
+            limits={
+                "min_requests": float(policy.min_requests),
+                "max_error_rate": policy.max_error_rate,
+                "max_prediction_psi": policy.max_prediction_psi,
+                "max_quality_drop": policy.max_quality_drop,
+                "min_labeled": float(policy.min_labeled),
+            },
+        )
+
+    def describe(self) -> str:
+        """One line for ``mlops status``."""
+        parts = [
+            f"stage {self.stage} ({self.weight:.0%}) {self.outcome}: {self.requests} requests"
+            f" (at least {self.limits.get('min_requests', 0):.0f})",
+            f"error rate {self.error_rate:.2%} (limit {self.limits.get('max_error_rate', 0):.0%})",
+            "alarms " + (", ".join(self.alarms_in_alarm) if self.alarms_in_alarm else "OK (errors, p99 latency)"),
+        ]
+        if self.quality_drop is not None:
+            parts.append(
+                f"{self.quality_metric} drop {self.quality_drop:+.1%} on {self.labeled} labelled rows"
+                f" (limit {self.limits.get('max_quality_drop', 0):.0%})"
+            )
+        elif self.prediction_psi is not None:
+            parts.append(
+                f"prediction PSI {self.prediction_psi:.3f} vs the champion"
+                f" (limit {self.limits.get('max_prediction_psi', 0):g}; {self.labeled} labelled rows, too few to judge)"
+            )
+        return "; ".join(parts)
+
+
 Action = Literal["none", "start", "hold", "advance", "promote", "rollback"]
 
 
@@ -233,3 +298,6 @@ def _waiting(state: RolloutState, checks: CanaryChecks, policy: RolloutPolicy, n
     if attempts < policy.min_requests:
         return f"waiting for traffic: {attempts}/{policy.min_requests} challenger requests"
     return None
+
+
+RolloutState.model_rebuild()

@@ -321,12 +321,21 @@ def print_status(config: StageConfig, function: Any) -> None:
         f"{routing.stable_version} {stable:.0%}" + (f", {split}" if split else "")
     )
     paused = " (paused)" if state.paused else ""
-    print(
-        f"rollout   {state.status}{paused}: challenger v{state.challenger_version}, weight {state.weight:.0%}, "
-        f"stage {state.stage_index + 1}/{len(function.policy.stages)}"
-        if state.status != "idle"
-        else "rollout   idle"
-    )
+    if state.status == "idle":
+        print("rollout   idle")
+    elif state.status == "canary":
+        print(
+            f"rollout   canary{paused}: challenger v{state.challenger_version}, weight {state.weight:.0%}, "
+            f"stage {state.stage_index + 1}/{len(function.policy.stages)}"
+        )
+    else:
+        print(f"rollout   {state.status.replace('_', ' ')}{paused}: challenger v{state.challenger_version}")
+    for figures in state.stage_figures:
+        print(f"  {figures.describe()}")
+    if state.status == "canary" and not state.paused:
+        live = _live_stage(function, state)
+        if live is not None:
+            print(f"  {live.describe()}")
     for event in state.history[-8:]:
         weight = "" if event.weight is None else f" [{event.weight:.0%}]"
         print(f"  {event.at:%Y-%m-%d %H:%M:%S}  {event.what}{weight}")
@@ -335,6 +344,20 @@ def print_status(config: StageConfig, function: Any) -> None:
             f"rollback  v{rb.challenger_version} at {rb.weight_at_detection:.0%}: {rb.reason}; "
             f"time to detect {rb.time_to_detect_seconds:.1f} s, time to revert {rb.time_to_revert_seconds:.2f} s"
         )
+
+
+def _live_stage(function: Any, state: Any) -> Any:
+    """The running stage's figures so far (not stored: the controller stores a stage when it judges it)."""
+    from functions.domain.rollout import StageFigures
+    from functions.services.rollout import observe
+
+    now = function.ports.clock()
+    try:
+        checks = observe(function.ports, state, function.policy, now)
+    except Exception as exc:  # noqa: BLE001 - status shows what it can
+        _say(f"(the running stage's figures are unavailable: {exc})")
+        return None
+    return StageFigures.of(state, checks, function.policy, now, "running")
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:

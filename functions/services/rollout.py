@@ -26,6 +26,7 @@ from functions.domain.rollout import (
     RollbackRecord,
     RolloutPolicy,
     RolloutState,
+    StageFigures,
     StepAction,
     decide,
 )
@@ -224,6 +225,7 @@ def _start(ports: RolloutPorts, state: RolloutState, policy: RolloutPolicy, now:
         raise RolloutError(f"the alias already serves v{state.challenger_version}; nothing to canary")
     _create_alarms(ports, name, state.challenger_version)
     state.status, state.stage_index, state.weight = "canary", 0, policy.stages[0]
+    state.stage_figures = []
     state.stable_function_version, state.canary_function_version = stable_fn, canary_fn
     state.started_at = state.stage_started_at = now
     state.note(now, f"canary of v{state.challenger_version} (Lambda version {canary_fn}) started", policy.stages[0])
@@ -414,6 +416,9 @@ def tick(ports: RolloutPorts, model_name: str, policy: RolloutPolicy) -> TickRes
     skipped = checks.records_skipped if checks is not None else {}
     if decision.action in ("none", "hold"):
         return TickResult(decision.action, decision.reason, state, skipped)
+    if checks is not None and decision.action in ("advance", "promote", "rollback"):
+        outcome = {"advance": "passed", "promote": "passed, promoted", "rollback": "rolled back"}[decision.action]
+        state.stage_figures.append(StageFigures.of(state, checks, policy, now, f"{outcome} ({decision.reason})"))
     try:
         if decision.action == "start":
             _start(ports, state, policy, now)

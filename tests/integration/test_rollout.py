@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -33,6 +34,7 @@ from functions.domain.rollout import RolloutPolicy, RolloutState
 from functions.errors import ConcurrentUpdateError, StorageError
 from functions.handlers.rollout import RolloutFunction
 from functions.local import host as local_host
+from functions.local.cli import print_status
 from functions.local.events import api_gateway_event
 from functions.local.host import FunctionHost
 from functions.local.observability import LocalMetrics, OutputRouter
@@ -361,6 +363,18 @@ def test_passing_the_fifty_percent_stage_promotes_the_challenger(world: World) -
     state = world.state()
     assert (state.status, state.weight, state.rollbacks) == ("promoted", 1.0, [])
     assert [e.weight for e in state.history if e.weight is not None] == [0.1, 0.5, 1.0]
+    # Each judged stage's figures are stored beside the limits they were judged by.
+    first, second = state.stage_figures
+    assert (first.stage, first.weight, second.stage, second.weight) == (1, 0.1, 2, 0.5)
+    assert first.outcome.startswith("passed") and second.outcome.startswith("passed, promoted")
+    assert first.requests >= MIN_REQUESTS and second.requests >= MIN_REQUESTS
+    assert first.error_rate == 0.0 and first.alarms_in_alarm == []
+    assert first.prediction_psi is not None and first.prediction_psi < first.limits["max_prediction_psi"]
+    assert "error rate 0.00% (limit 2%)" in first.describe() and "prediction PSI" in first.describe()
+    with contextlib.redirect_stdout(io.StringIO()) as shown:
+        print_status(CFG, SimpleNamespace(ports=world.ports, policy=world.policy))
+    assert "rollout   promoted: challenger v2\n" in shown.getvalue() and "stage 2/3" not in shown.getvalue()
+    assert "  stage 1 (10%) passed" in shown.getvalue() and "  stage 2 (50%) passed, promoted" in shown.getvalue()
 
     after = world.send(30)
     assert (after.served, after.model_versions) == (Counter({"2": 30}), Counter({2: 30}))
@@ -438,6 +452,11 @@ def test_a_challenger_that_answers_worse_on_labelled_traffic_is_rolled_back_on_i
     assert world.registry.get_aliases(NAME) == {"champion": 1}
     status = world.registry.get_status(NAME, 2)
     assert status is not None and status["status"] == "rejected" and "labelled traffic" in status["reason"]
+    (judged,) = world.state().stage_figures
+    assert judged.outcome.startswith("rolled back") and judged.quality_metric == "accuracy"
+    assert judged.quality_drop is not None and judged.quality_drop > judged.limits["max_quality_drop"]
+    assert judged.labeled >= judged.limits["min_labeled"]
+    assert "accuracy drop" in judged.describe()
 
 
 def test_a_challenger_that_errors_trips_its_errors_alarm_and_is_rolled_back(world: World) -> None:
