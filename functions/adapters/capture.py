@@ -64,7 +64,8 @@ def partition_of(timestamp: float) -> str:
 
 
 def encode_batch(records: list[CaptureRecord]) -> bytes:
-    lines = b"\n".join(pydantic_core.to_json(r.as_json()) for r in records) + b"\n"
+    # A missing value (NaN: a nullable feature sent null) is written as JSON null, not the non-standard NaN.
+    lines = b"\n".join(pydantic_core.to_json(r.as_json(), inf_nan_mode="null") for r in records) + b"\n"
     # Level 1: a third of level 5's CPU time for a slightly larger object; this runs beside requests.
     return gzip.compress(lines, compresslevel=1)
 

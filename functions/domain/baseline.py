@@ -86,9 +86,14 @@ def compute_baseline(
     for spec in schema.features:
         col = train_set.columns[spec.name]
         if spec.kind == "numeric":
-            edges, props = quantile_bins(col)
+            present = col[~np.isnan(col)]  # missing values are their own cell (``missing``), not in the bins
+            edges, props = quantile_bins(present)
             numeric[spec.name] = NumericBaseline(
-                edges=edges, proportions=props, mean=float(col.mean()), std=float(col.std())
+                edges=edges,
+                proportions=props,
+                mean=float(present.mean()),
+                std=float(present.std()),
+                missing=float(1.0 - present.size / col.size),
             )
         else:
             categorical[spec.name] = CategoricalBaseline(frequencies=_frequencies(col), counts=_counts(col))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from functions.domain.card import Task
+from functions.domain.schema import MISSING_CATEGORY
 from functions.errors import TrainingError
 
 
@@ -112,20 +114,36 @@ def _target_column(values: list[str], regression: bool, name: str) -> np.ndarray
         return np.array(values, dtype=object)
 
 
+# Cells that mean "no value": a numeric one becomes NaN (imputed by the pipeline), a categorical one
+# the category MISSING_CATEGORY.
+MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "-"})
+
+
+def is_missing(value: str) -> bool:
+    return value.strip().lower() in MISSING_MARKERS
+
+
 def _feature_column(name: str, values: list[str], categorical: bool) -> np.ndarray:
     if categorical:
-        if any(v == "" for v in values):
-            raise TrainingError(f"column {name!r} has empty categories")
-        return np.array(values, dtype=object)
-    try:
-        arr = np.array([float(v) for v in values], dtype=np.float64)
-    except ValueError as exc:
-        raise TrainingError(
-            f"column {name!r} is not numeric ({exc}); declare it categorical if it holds categories"
-        ) from exc
-    if not np.isfinite(arr).all():
-        raise TrainingError(f"column {name!r} has non-finite values")
-    return arr
+        return np.array([MISSING_CATEGORY if is_missing(v) else v for v in values], dtype=object)
+    out = np.empty(len(values), dtype=np.float64)
+    for line, value in enumerate(values, start=2):
+        if is_missing(value):
+            out[line - 2] = np.nan
+            continue
+        try:
+            out[line - 2] = float(value)
+        except ValueError:
+            raise TrainingError(
+                f"column {name!r} is not numeric: line {line} holds {value[:40]!r}. If the column holds"
+                f" categories, pass --categorical {name}; if that cell means 'no value', leave it empty (or"
+                " write NA): missing numbers are imputed"
+            ) from None
+        if not math.isfinite(out[line - 2]):
+            raise TrainingError(f"column {name!r} has a non-finite value on line {line} ({value!r})")
+    if np.isnan(out).all():
+        raise TrainingError(f"column {name!r} has no values at all: drop it")
+    return out
 
 
 def parse_csv(text: str, target: str, categorical: set[str] | frozenset[str], regression: bool) -> Dataset:

@@ -13,6 +13,7 @@ from scipy import stats
 
 from functions.domain.baseline import bin_counts
 from functions.domain.card import CategoricalBaseline, DriftBaseline, NumericBaseline, PredictionBaseline, Task
+from functions.domain.schema import MISSING_CATEGORY
 
 # Floor for a bin's share before taking logs (PSI) or dividing (chi-square): an empty bin on
 # either side would otherwise make ln(a/e) or (o-e)^2/e infinite. 1e-4 is the usual choice: an
@@ -440,6 +441,8 @@ class FeatureDrift(BaseModel):
     warning: bool = False
     unseen: list[str] = Field(default_factory=list)
     n_current: int
+    missing_share: float = Field(default=0.0, description="share of live values that were missing (numeric)")
+    baseline_missing_share: float = Field(default=0.0, description="the same share in training")
 
 
 class DriftReport(BaseModel):
@@ -477,11 +480,14 @@ def _numeric_feature_from_counts(
     reference: Sequence[object],
     sample: npt.ArrayLike,
 ) -> FeatureDrift:
+    present = int(np.asarray(counts).sum())
     result = FeatureDrift(
         name=name,
         kind="numeric",
-        psi=numeric_psi_from_counts(baseline, counts, missing),
-        n_current=int(counts.sum()),
+        psi=numeric_psi_from_counts(baseline, counts, missing),  # a jump in the missing share moves it
+        n_current=present,
+        missing_share=missing / (present + missing) if present + missing else 0.0,
+        baseline_missing_share=baseline.missing,
     )
     ref = _numeric(np.asarray(reference, dtype=np.float64))
     cur = _numeric(sample)
@@ -504,6 +510,8 @@ def _categorical_feature_from_counts(name: str, spec: CategoricalBaseline, count
         name=name,
         kind="categorical",
         psi=categorical_psi(spec.frequencies, counts),
+        missing_share=counts.get(MISSING_CATEGORY, 0) / total if (total := sum(counts.values())) else 0.0,
+        baseline_missing_share=spec.frequencies.get(MISSING_CATEGORY, 0.0),
         test="chi2",
         statistic=statistic,
         p_value=p_value,

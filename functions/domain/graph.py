@@ -32,6 +32,7 @@ import numpy as np
 import onnx
 import onnxruntime
 import skl2onnx
+from onnx import helper, numpy_helper
 from skl2onnx import to_onnx
 from skl2onnx.common import tree_ensemble
 from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
@@ -97,6 +98,55 @@ def _initial_types(schema: FeatureSchema) -> list[tuple[str, Any]]:
     ]
 
 
+def _sklearn_imputers(pipeline: Any) -> list[Any]:
+    """The fitted SimpleImputers of ``pipeline``, in the order skl2onnx converts them."""
+    found: list[Any] = []
+
+    def walk(step: Any) -> None:
+        if type(step).__name__ == "SimpleImputer":
+            found.append(step)
+        for _, child in getattr(step, "steps", []):
+            walk(child)
+        for _, child, _columns in getattr(step, "transformers_", []):
+            walk(child)
+
+    walk(pipeline)
+    return found
+
+
+def _imputers_in_double(model: onnx.ModelProto, pipeline: Any) -> None:
+    """Replace each ``ai.onnx.ml`` Imputer (a SimpleImputer) with ``Where(IsNaN(x), fill, x)``.
+
+    onnxruntime implements Imputer for float32 only, and the graph computes in float64 (the
+    precision the pipeline has); the two standard operators do the same in any precision. The
+    fill values are the imputer's own float64 statistics: the float32 copies in the Imputer node
+    can land on the other side of a tree's threshold (a median is often one).
+    """
+    graph = model.graph
+    nodes = [(i, n) for i, n in enumerate(graph.node) if n.op_type == "Imputer"]
+    imputers = _sklearn_imputers(pipeline)
+    if len(imputers) != len(nodes):
+        raise GraphFidelityError(
+            f"{len(nodes)} Imputer nodes in the graph for {len(imputers)} imputers in the pipeline"
+        )
+    for (index, node), imputer in reversed(list(zip(nodes, imputers, strict=True))):
+        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        replaced = attributes.get("replaced_value_float", float("nan"))
+        if not np.isnan(replaced):
+            raise GraphFidelityError(f"an imputer replacing {replaced!r} (not NaN) has no serving-graph conversion")
+        fill = np.asarray(imputer.statistics_, dtype=np.float64)
+        name = node.name or f"imputer{index}"
+        mask, constant = f"{name}_isnan", f"{name}_fill"
+        graph.initializer.append(numpy_helper.from_array(fill, constant))
+        replacement = [
+            helper.make_node("IsNaN", [node.input[0]], [mask], name=f"{name}_IsNaN"),
+            helper.make_node("Where", [mask, constant, node.input[0]], [node.output[0]], name=f"{name}_Where"),
+        ]
+        del graph.node[index]
+        for offset, new in enumerate(replacement):
+            graph.node.insert(index + offset, new)
+
+
 def convert_pipeline(pipeline: Any, schema: FeatureSchema, task: Task) -> tuple[bytes, str]:
     """The pipeline as serialised ONNX with the schema's inputs (see ``inference.graph_inputs``) and its output name.
 
@@ -119,6 +169,7 @@ def convert_pipeline(pipeline: Any, schema: FeatureSchema, task: Task) -> tuple[
             f"skl2onnx cannot convert this {kind} pipeline to a serving graph: {type(exc).__name__}: {exc}"
         ) from exc
     output = PROBABILITIES if task in CLASSIFICATION_TASKS else REGRESSION_OUTPUT
+    _imputers_in_double(model, pipeline)
     if is_tree_ensemble(estimator):
         model = exact_trees(model, estimator, output)
     outputs = [o.name for o in model.graph.output]

@@ -51,8 +51,13 @@ def _ref(name: str) -> dict[str, str]:
 
 def _feature_value(spec: FeatureSpec) -> dict[str, Any]:
     if spec.kind == "categorical":
+        if spec.nullable:
+            return {"enum": [*(spec.categories or ()), None], "description": "null is the category 'missing'"}
         return {"type": "string", "enum": list(spec.categories or ())}
-    value: dict[str, Any] = {"type": "number", "description": "a finite number"}
+    if spec.nullable:
+        value: dict[str, Any] = {"type": ["number", "null"], "description": "a finite number, or null (imputed)"}
+    else:
+        value = {"type": "number", "description": "a finite number"}
     if spec.minimum is not None:
         value["x-training-minimum"] = spec.minimum
     if spec.maximum is not None:

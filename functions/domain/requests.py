@@ -12,6 +12,7 @@ import simdjson
 from pydantic_core import SchemaValidator, core_schema
 
 from functions.domain.schema import (
+    MISSING_CATEGORY,
     Batch,
     FeatureSchema,
     FeatureSpec,
@@ -80,9 +81,12 @@ def parse_predict_request(body: str | bytes | None, schema: FeatureSchema, max_r
 
 
 def _value_schema(spec: FeatureSpec) -> core_schema.CoreSchema:
+    value: core_schema.CoreSchema
     if spec.kind == "numeric":
-        return core_schema.float_schema(strict=True, allow_inf_nan=False)
-    return core_schema.literal_schema(list(spec.categories or ()))
+        value = core_schema.float_schema(strict=True, allow_inf_nan=False)
+    else:
+        value = core_schema.literal_schema(list(spec.categories or ()))
+    return core_schema.nullable_schema(value) if spec.nullable else value
 
 
 class RequestDecoder:
@@ -224,7 +228,14 @@ class RequestDecoder:
         return assemble_batch(self.schema, columns, matrix.shape[0], matrix=matrix, bounds=self._bounds)
 
     def _typed_columns(self, columns: dict[str, list[Any]]) -> dict[str, np.ndarray]:
-        return {
-            f.name: np.array(columns[f.name], dtype=np.float64 if f.kind == "numeric" else object)
-            for f in self.schema.features
-        }
+        """Typed columns; a null (only a nullable feature's passes the validator) is NaN or the missing category."""
+        out: dict[str, np.ndarray] = {}
+        for f in self.schema.features:
+            values = columns[f.name]
+            if f.kind == "numeric":
+                out[f.name] = np.array(values, dtype=np.float64)  # None becomes NaN
+            elif f.nullable:
+                out[f.name] = np.array([MISSING_CATEGORY if v is None else v for v in values], dtype=object)
+            else:
+                out[f.name] = np.array(values, dtype=object)
+        return out

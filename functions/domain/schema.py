@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from functions.errors import FieldError, ValidationError
 
 MAX_REPORTED_ERRORS = 20
+MISSING_CATEGORY = "missing"  # the category a blank categorical cell becomes (functions/domain/dataset.py)
 
 
 class FeatureSpec(BaseModel):
@@ -24,6 +25,7 @@ class FeatureSpec(BaseModel):
     minimum: float | None = None
     maximum: float | None = None
     categories: tuple[str, ...] | None = None
+    nullable: bool = Field(default=False, description="training had missing values: null is accepted (imputed)")
 
     @model_validator(mode="after")
     def _check_kind(self) -> FeatureSpec:
@@ -120,8 +122,24 @@ def _to_float(value: float | int) -> float:
 
 
 def _numeric_column(spec: FeatureSpec, values: list[Any], rows: bool, errors: _Collector) -> np.ndarray | None:
-    """Turn JSON values into a float64 column, or record why not."""
+    """Turn JSON values into a float64 column, or record why not (null is NaN for a nullable feature)."""
     kinds = set(map(type, values))
+    if spec.nullable and type(None) in kinds:
+        out = np.full(len(values), np.nan)
+        valid = True
+        for i, value in enumerate(values):
+            if value is None:
+                continue
+            number = _to_float(value) if type(value) in (int, float) else None
+            if number is not None and math.isfinite(number):
+                out[i] = number
+                continue
+            valid = False
+            reason = f"must be a finite number, got {value!r}" if number is not None else "must be a number or null"
+            errors.add(
+                spec.name, f"{reason}, got {_describe(value)}" if number is None else reason, i if rows else None
+            )
+        return out if valid else None
     if kinds <= {float, int}:
         try:
             arr = np.array(values, dtype=np.float64)
@@ -142,6 +160,8 @@ def _numeric_column(spec: FeatureSpec, values: list[Any], rows: bool, errors: _C
 
 
 def _categorical_column(spec: FeatureSpec, values: list[Any], rows: bool, errors: _Collector) -> np.ndarray | None:
+    if spec.nullable:  # a blank in training made "missing" a category: null is that category
+        values = [MISSING_CATEGORY if v is None else v for v in values]
     allowed = spec.categories or ()
     distinct = set(values) if all(type(v) is str for v in values) else None
     if distinct is not None and distinct.issubset(allowed):

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
 from sklearn.metrics import (
     accuracy_score,
     f1_score,
@@ -23,7 +24,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from functions.domain.baseline import compute_baseline
 from functions.domain.card import CLASSIFICATION_TASKS, DriftBaseline, EstimatorSpec, Task, TrainingSpec
-from functions.domain.dataset import Dataset
+from functions.domain.dataset import MISSING_CATEGORY, Dataset
 from functions.domain.estimators import ESTIMATORS
 from functions.domain.schema import FeatureSchema, FeatureSpec
 from functions.errors import TrainingError
@@ -56,9 +57,23 @@ def feature_schema(dataset: Dataset) -> FeatureSchema:
     specs = []
     for name, col in dataset.columns.items():
         if name in dataset.categorical:
-            specs.append(FeatureSpec(name=name, kind="categorical", categories=tuple(sorted(set(col.tolist())))))
+            categories = tuple(sorted(set(col.tolist())))
+            specs.append(
+                FeatureSpec(
+                    name=name, kind="categorical", categories=categories, nullable=MISSING_CATEGORY in categories
+                )
+            )
         else:
-            specs.append(FeatureSpec(name=name, kind="numeric", minimum=float(col.min()), maximum=float(col.max())))
+            missing = bool(np.isnan(col).any())
+            specs.append(
+                FeatureSpec(
+                    name=name,
+                    kind="numeric",
+                    minimum=float(np.nanmin(col)),
+                    maximum=float(np.nanmax(col)),
+                    nullable=missing,
+                )
+            )
     return FeatureSchema(features=tuple(specs))
 
 
@@ -77,8 +92,17 @@ def build_pipeline(schema: FeatureSchema, task: Task, estimator: EstimatorSpec) 
     numeric = [i for i, f in enumerate(schema.features) if f.kind == "numeric"]
     categorical = [i for i, f in enumerate(schema.features) if f.kind == "categorical"]
     transformers: list[tuple[str, Any, list[int]]] = []
-    if numeric:
-        transformers.append(("numeric", StandardScaler() if kind.scaled else "passthrough", numeric))
+    nullable = [i for i in numeric if schema.features[i].nullable]
+    complete = [i for i in numeric if not schema.features[i].nullable]
+    if nullable:
+        # Every kind imputes (the median) inside the pipeline, so the served graph does too: one way that
+        # converts faithfully for all of them (HistGradientBoosting's native NaN handling included).
+        steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
+        if kind.scaled:
+            steps.append(("scale", StandardScaler()))
+        transformers.append(("nullable", Pipeline(steps) if len(steps) > 1 else steps[0][1], nullable))
+    if complete:
+        transformers.append(("numeric", StandardScaler() if kind.scaled else "passthrough", complete))
     if categorical:
         cats = [list(schema.features[i].categories or ()) for i in categorical]
         encoder = OneHotEncoder(categories=cats, handle_unknown="ignore", sparse_output=False)

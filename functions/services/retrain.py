@@ -573,6 +573,8 @@ def _captured_row(request: CapturedRequest, i: int, specs: tuple[FeatureSpec, ..
         if spec.kind == "categorical":
             if type(value) is not str or not value:
                 return None
+        elif spec.nullable and (value is None or (type(value) is float and math.isnan(value))):
+            value = math.nan  # missing, as in training: the pipeline imputes it
         elif type(value) not in (int, float) or not math.isfinite(value):
             return None
         row.append(value)

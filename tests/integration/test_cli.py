@@ -163,3 +163,15 @@ def test_train_checks_everything_before_it_uploads_anything(
     config = stage_config("local")
     listed = boto3.client("s3", endpoint_url=moto_endpoint).list_objects_v2(Bucket=config.data_bucket)
     assert listed.get("KeyCount", 0) == 0, "nothing is uploaded before the run is known to be valid"
+
+
+@pytest.mark.usefixtures("isolated_process_state")
+def test_train_takes_a_csv_with_blank_cells(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", "--data", "data/diabetes_missing.csv", "--target", "progression", "--categorical", "sex",
+                 "--estimator", "hist_gradient_boosting", "--model-name", "diabetes"])  # fmt: skip
+
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    features = {f["name"]: f for f in _card(captured.out)["features"]}
+    assert features["bmi"]["nullable"] and not features["age"]["nullable"]
+    assert "missing" in features["sex"]["categories"]

@@ -72,8 +72,13 @@ def test_card_summary_is_the_public_contract(make_card):
     assert summary["status"] == "champion"
     assert summary["created_at"] == "2026-11-23T16:00:00+00:00"
     assert summary["estimator"] == "ridge"
-    assert summary["features"][1] == {"name": "sex", "kind": "categorical", "categories": ("sex_1", "sex_2")}
-    assert set(summary["features"][0]) == {"name", "kind", "minimum", "maximum"}
+    assert summary["features"][1] == {
+        "name": "sex",
+        "kind": "categorical",
+        "categories": ("sex_1", "sex_2"),
+        "nullable": False,
+    }
+    assert set(summary["features"][0]) == {"name", "kind", "minimum", "maximum", "nullable"}
     assert "baseline" not in summary
     assert set(summary["artifacts"]) == {"serving", "pipeline"}
     assert summary["artifacts"]["serving"]["format"] == "onnx"

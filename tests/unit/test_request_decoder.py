@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from functions.domain.requests import RequestDecoder, parse_predict_request
 from functions.domain.schema import FeatureSchema, FeatureSpec
-from functions.errors import MlopsError
+from functions.errors import MlopsError, ValidationError
 
 SCHEMA = FeatureSchema(
     features=(
@@ -113,3 +113,43 @@ def test_the_columns_fast_path_is_taken_for_a_valid_batch():
     assert batch.matrix.tolist() == [[1.0, 0.0, 3.0], [2.5, -2.0, 4.0], [11.0, 1.0, 5.0]]
     assert [(o.row, o.field) for o in batch.out_of_range] == [(1, "b"), (2, "a")]
     assert all(math.isfinite(v) for v in batch.matrix.ravel())
+
+
+NULLABLE = FeatureSchema(
+    features=(
+        FeatureSpec(name="a", kind="numeric", minimum=0.0, maximum=1.0, nullable=True),
+        FeatureSpec(name="b", kind="numeric", minimum=0.0, maximum=1.0),
+        FeatureSpec(name="c", kind="categorical", categories=("missing", "x"), nullable=True),
+    )
+)
+nullable_values = st.one_of(st.none(), st.floats(-10, 10), st.integers(-5, 5), st.text(max_size=2), st.booleans())
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.fixed_dictionaries({"a": nullable_values, "b": nullable_values, "c": nullable_values}), max_size=4))
+def test_the_fast_and_slow_paths_agree_on_null_for_nullable_features(rows: list[dict[str, Any]]) -> None:
+    body = json.dumps({"rows": rows})
+    fast = slow = None
+    try:
+        fast = RequestDecoder(NULLABLE, MAX_ROWS).decode(body)
+    except Exception as exc:  # noqa: BLE001 - compared below
+        fast = type(exc)
+    try:
+        slow = parse_predict_request(body, NULLABLE, MAX_ROWS)
+    except Exception as exc:  # noqa: BLE001
+        slow = type(exc)
+    if isinstance(fast, type) or isinstance(slow, type):
+        assert fast == slow
+        return
+    for name in ("a", "b"):
+        np.testing.assert_array_equal(fast.columns[name], slow.columns[name])
+    assert fast.columns["c"].tolist() == slow.columns["c"].tolist()
+
+
+def test_null_is_nan_for_a_nullable_number_the_missing_category_for_a_category_and_422_elsewhere() -> None:
+    decoder = RequestDecoder(NULLABLE, MAX_ROWS)
+    batch = decoder.decode('{"features": {"a": null, "b": 0.5, "c": null}}')
+    assert math.isnan(batch.columns["a"][0]) and batch.columns["c"].tolist() == ["missing"]
+    with pytest.raises(ValidationError) as refused:
+        decoder.decode('{"features": {"a": 0.1, "b": null, "c": "x"}}')
+    assert [e.as_dict() for e in refused.value.errors] == [{"field": "b", "reason": "must be a number, got null"}]

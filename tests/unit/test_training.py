@@ -148,10 +148,16 @@ CSV_ERRORS = [
     pytest.param("a,b\n1,2\n", "y", set(), False, "target column 'y' not in dataset", id="no-target"),
     pytest.param("a,y\n1,0\n", "y", {"c"}, False, r"categorical columns \['c'\] not in", id="unknown-categorical"),
     pytest.param("a,y\n1,0\n2\n", "y", set(), False, "line 3: expected 2 values, got 1", id="ragged"),
-    pytest.param("a,y\n1,0\nx,1\n", "y", set(), False, "column 'a' is not numeric", id="text-in-numeric"),
-    pytest.param("a,y\n1,0\nnan,1\n", "y", set(), False, "column 'a' has non-finite values", id="nan"),
-    pytest.param("a,y\n1,0\ninf,1\n", "y", set(), False, "column 'a' has non-finite values", id="inf"),
-    pytest.param("c,y\nx,0\n,1\n", "y", {"c"}, False, "column 'c' has empty categories", id="empty-category"),
+    pytest.param(
+        "a,y\n1,0\nx,1\n",
+        "y",
+        set(),
+        False,
+        "column 'a' is not numeric: line 3 holds 'x'. If the column holds categories, pass --categorical a",
+        id="text-in-numeric",
+    ),
+    pytest.param("a,y\n1,0\ninf,1\n", "y", set(), False, "column 'a' has a non-finite value on line 3", id="inf"),
+    pytest.param("a,b,y\n1,,0\n2,NA,1\n", "y", set(), False, "column 'b' has no values at all", id="all-missing"),
     pytest.param("a,y\n1,0.5\n2,high\n", "y", set(), True, "target column 'y' must be numeric", id="text-target"),
 ]
 
@@ -197,3 +203,14 @@ def test_the_task_is_inferred_from_the_target(values: list[str], task: str) -> N
 def test_a_target_with_one_value_has_nothing_to_learn() -> None:
     with pytest.raises(TrainingError, match="single value"):
         infer_task(["1", "1"], "y")
+
+
+def test_blank_and_marked_cells_are_missing_numbers_and_a_blank_category_is_its_own() -> None:
+    text = "a,c,y\n1,x,0\n,x,1\nNA,,0\nnan,z,1\n4,N/A,0\n"
+    dataset = parse_csv(text, "y", {"c"}, regression=False)
+
+    assert np.isnan(dataset.columns["a"]).tolist() == [False, True, True, True, False]
+    assert dataset.columns["c"].tolist() == ["x", "x", "missing", "z", "missing"]
+    schema = feature_schema(dataset)
+    assert [(f.name, f.nullable) for f in schema.features] == [("a", True), ("c", True)]
+    assert (schema.features[0].minimum, schema.features[0].maximum) == (1.0, 4.0)
