@@ -166,6 +166,17 @@ class S3RetrainLock:
         return True
 
 
+class RetrainEvidence(BaseModel):
+    """What the last retrain that trained a candidate learned from: its labelled captured rows and the
+    drift (per-feature PSI) that triggered it. A drift event that brings nothing beyond this does not retrain."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    captured_rows: int = 0
+    captured_rows_sha256: str = ""
+    drift_psi: dict[str, float] = Field(default_factory=dict)
+
+
 class RetrainRun(BaseModel):
     """One retrain run, as the cooldown record keeps it."""
 
@@ -180,6 +191,7 @@ class RetrainRun(BaseModel):
     champion_version: int | None = None
     candidate_version: int | None = None
     reasons: list[str] = Field(default_factory=list)
+    evidence: RetrainEvidence | None = Field(default=None, description="of the last run that trained, carried over")
 
     def cooldown_ends(self, cooldown_seconds: float) -> datetime:
         """When the next retrain may start: ``cooldown_seconds`` after this one started, whatever its outcome."""

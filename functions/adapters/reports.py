@@ -8,14 +8,16 @@ second gets a ``-2`` (``-3``, ...) suffix instead.
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from functions.adapters.s3 import put_bytes
+from functions.adapters.s3 import get_bytes, put_bytes
 from functions.domain.drift import DriftCheckReport, FeatureDistribution, FeatureDrift
 from functions.errors import StorageError
 from functions.observability import EnvironmentMetrics
@@ -65,6 +67,26 @@ class S3ReportStore:
         stamp = report.generated_at.strftime("%Y%m%dT%H%M%SZ")
         suffix = "" if attempt == 1 else f"-{attempt}"
         return f"{self.prefix}/{report.model_name}/{stamp}{suffix}"
+
+    def last_calm(self, model_name: str, before: datetime, limit: int = 24) -> datetime | None:
+        """When the latest check before ``before`` that found no drift ended its window (None if none of the
+        last ``limit`` checks did): a shift found now began after it."""
+        prefix = f"{self.prefix}/{model_name}/"
+        keys: list[str] = []
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            keys.extend(o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".json"))
+        for key in sorted(keys, reverse=True)[:limit]:
+            found = get_bytes(self._s3, self.bucket, key)
+            if found is None:
+                continue
+            try:
+                document = json.loads(found[0])
+                end = datetime.fromisoformat(document["window"]["end"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a report we cannot read says nothing about when the shift began
+            if document.get("verdict") == "NO_DRIFT" and end < before:
+                return end
+        return None
 
     def save(self, report: DriftCheckReport) -> ReportLocation:
         """Write ``report`` as JSON and as HTML.

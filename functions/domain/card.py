@@ -67,6 +67,12 @@ class DriftBaseline(BaseModel):
     )
     reference_size: int
     prediction: PredictionBaseline
+    source: Literal["training", "traffic"] = Field(
+        default="training",
+        description="training: the training split; traffic: the captured traffic of the drift that triggered "
+        "this retrain, which the version is expected to serve (and the model's answers to it)",
+    )
+    traffic_rows: int | None = Field(default=None, description="rows of traffic the baseline was built from")
 
 
 class CapturedRowsRef(BaseModel):

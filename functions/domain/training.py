@@ -191,7 +191,7 @@ def train(dataset: Dataset, spec: TrainingSpec) -> TrainedModel:
     baseline = compute_baseline(
         train_set,
         schema,
-        valid_predictions=_outputs(pipeline, X_valid, classification),
+        valid_predictions=model_outputs(pipeline, X_valid, classification),
         classes=classes,
         task=spec.task,
         sample_size=spec.reference_sample_size,
@@ -210,5 +210,5 @@ def train(dataset: Dataset, spec: TrainingSpec) -> TrainedModel:
     )
 
 
-def _outputs(model: Any, X: np.ndarray, classification: bool) -> np.ndarray:
+def model_outputs(model: Any, X: np.ndarray, classification: bool) -> np.ndarray:
     return model.predict_proba(X) if classification else model.predict(X)

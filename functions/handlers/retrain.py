@@ -91,7 +91,32 @@ def parse_trigger(event: dict[str, Any], model_name: str) -> Trigger | str:
         about = ModelEventDetail.model_validate(parsed.detail).model_name
         if about not in (None, model_name):
             return f"the event is about model {about!r}; this function retrains {model_name!r}"
-    return Trigger(kind, f"{parsed.detail_type} {parsed.id}")
+    return Trigger(
+        kind,
+        f"{parsed.detail_type} {parsed.id}",
+        drift_psi=_drift_psi(parsed.detail),
+        shift_since=_shift_since(parsed.detail),
+    )
+
+
+def _shift_since(detail: Any) -> datetime | None:
+    value = detail.get("shift_since") if isinstance(detail, dict) else None
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _drift_psi(detail: Any) -> dict[str, float]:
+    """The drifted features' PSI of a ``ModelDriftDetected`` detail (empty for other events)."""
+    features = detail.get("drifted_features") if isinstance(detail, dict) else None
+    if not isinstance(features, list):
+        return {}
+    return {
+        f["name"]: float(f["psi"])
+        for f in features
+        if isinstance(f, dict) and isinstance(f.get("name"), str) and isinstance(f.get("psi"), int | float)
+    }
 
 
 @dataclass

@@ -93,6 +93,10 @@ class ReportStore(Protocol):
         """Write the JSON and HTML reports, confirmed; raises ``StorageError`` when either failed."""
         ...
 
+    def last_calm(self, model_name: str, before: datetime) -> datetime | None:
+        """When the latest check that found no drift ended its window."""
+        ...
+
 
 @dataclass(frozen=True)
 class MetricPoint:
@@ -533,7 +537,12 @@ def check_drift(
     location = reports.save(report)
     wanted: list[tuple[str, dict[str, Any]]] = []
     if drift.verdict == "DRIFT":
-        wanted.append((MODEL_DRIFT_DETECTED, drift_event(report, location)))
+        detail = drift_event(report, location)
+        # The shift began after the last check that found none: a retrain builds the new baseline from the
+        # traffic captured since then (all of its window when no check was calm).
+        calm = reports.last_calm(model_name, now)
+        detail["shift_since"] = None if calm is None else calm.isoformat()
+        wanted.append((MODEL_DRIFT_DETECTED, detail))
     if performance is not None and performance.degraded and not insufficient:
         wanted.append((MODEL_PERFORMANCE_DEGRADED, performance_event(report, location)))
     events = [PublishedEvent(kind, detail, publisher.publish(kind, detail)) for kind, detail in wanted]

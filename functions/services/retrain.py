@@ -24,7 +24,7 @@ import hashlib
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -35,19 +35,27 @@ from sklearn.model_selection import train_test_split
 from functions.adapters.capture_reader import CapturedRequest, S3CaptureReader
 from functions.adapters.datasets import S3DatasetStore
 from functions.adapters.events import CANDIDATE_REGISTERED, EventBridgePublisher
-from functions.adapters.locks import Lease, RetrainRun, S3RetrainHistory, S3RetrainLock, utc_now
+from functions.adapters.locks import Lease, RetrainEvidence, RetrainRun, S3RetrainHistory, S3RetrainLock, utc_now
 from functions.adapters.outcomes import S3OutcomeStore
 from functions.adapters.registry import S3ModelRegistry
 from functions.adapters.rollout_state import S3RolloutStore
 from functions.adapters.skipped import SkippedRecords
-from functions.domain.card import CLASSIFICATION_TASKS, CapturedRowsRef, ModelCard, TrainingDataRef, TrainingSpec
+from functions.domain.baseline import compute_baseline
+from functions.domain.card import (
+    CLASSIFICATION_TASKS,
+    CapturedRowsRef,
+    DriftBaseline,
+    ModelCard,
+    TrainingDataRef,
+    TrainingSpec,
+)
 from functions.domain.dataset import Dataset, parse_csv
 from functions.domain.gates import GateDecision, GatePolicy, compare_schemas, evaluate_gates
 from functions.domain.inference import ServingGraph
 from functions.domain.packaging import CardFacts, PackagedModel, card_builder, package_model
 from functions.domain.pipeline_io import load_pipeline
 from functions.domain.schema import FeatureSpec
-from functions.domain.training import LOWER_IS_BETTER, PRIMARY_METRIC, TrainedModel, evaluate, train
+from functions.domain.training import LOWER_IS_BETTER, PRIMARY_METRIC, TrainedModel, evaluate, model_outputs, train
 from functions.errors import ConcurrentUpdateError, GraphFidelityError, MlopsError, TrainingError
 from functions.observability import logger
 from functions.settings import RetrainSettings
@@ -56,6 +64,10 @@ Status = Literal["registered", "rejected", "skipped", "failed"]
 TriggerKind = Literal["schedule", "drift", "performance", "operator"]
 Progress = Callable[[str], None]
 LATENCY_CALLS = 7
+
+
+# PSI a feature must add over the last retrain's to count as drifting further (PSI's own noise is ~0.01).
+PSI_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,8 @@ class Trigger:
     kind: TriggerKind
     detail: str = ""
     force: bool = False
+    drift_psi: Mapping[str, float] = field(default_factory=dict)  # a drift event's drifted features and PSI
+    shift_since: datetime | None = None  # a drift event's end of the last calm window: the shift began after it
 
     def describe(self) -> str:
         text = self.kind + (f" ({self.detail})" if self.detail else "")
@@ -240,10 +254,33 @@ class _Run:
         self.trigger = trigger
         self.progress = progress
         self.result = RetrainResult(status="skipped", model_name=model_name, trigger=trigger.describe())
+        self.evidence: RetrainEvidence | None = None
 
     def note(self, reason: str) -> None:
         self.result.reasons.append(reason)
         self.progress(reason)
+
+    def no_new_evidence(self, data: TrainingData) -> str | None:
+        """Why a drift event brings nothing the last retrain did not have, or None when it does.
+
+        Nothing new: the labelled captured rows are the very ones the last retrain used, and no
+        feature drifted further (higher PSI) than in the event that triggered it. A shift that
+        persists then leads to one retrain, not one per cooldown.
+        """
+        last = self.evidence
+        if self.trigger.kind != "drift" or last is None:
+            return None
+        if data.captured_ids_sha256 != last.captured_rows_sha256:
+            return None
+        further = [
+            name for name, value in self.trigger.drift_psi.items() if value > last.drift_psi.get(name, 0.0) + PSI_MARGIN
+        ]
+        if further:
+            return None
+        return (
+            f"no new evidence since the last retrain: the same {data.captured_rows} labelled captured rows, and no"
+            " feature drifted further than then"
+        )
 
     def skip(self, reason: str) -> RetrainResult:
         self.progress(f"retrain skipped: {reason}")
@@ -274,8 +311,14 @@ class _Run:
         if rollout.active:
             return self.skip(f"a rollout of v{rollout.challenger_version} is {rollout.status}; retrain after it ends")
         result = self.result
+        previous = self.ports.history.last(self.model_name)
+        self.evidence = previous.evidence if previous is not None else None
         record = RetrainRun(
-            model_name=self.model_name, run_id=lease.owner, trigger=result.trigger, started_at=self.ports.clock()
+            model_name=self.model_name,
+            run_id=lease.owner,
+            trigger=result.trigger,
+            started_at=self.ports.clock(),
+            evidence=self.evidence,
         )
         self.ports.history.record(record)
         result.started = True
@@ -292,6 +335,7 @@ class _Run:
                 "champion_version": result.champion_version,
                 "candidate_version": result.candidate_version,
                 "reasons": result.reasons,
+                "evidence": self.evidence,
             }
         )
         try:
@@ -308,7 +352,8 @@ class _Run:
         result.champion_version = champion_version
         champion = ports.registry.get_card(self.model_name, champion_version)
         now = ports.clock()
-        data = load_training_data(ports, champion, now - timedelta(days=options.capture_days), now)
+        window_start = now - timedelta(days=options.capture_days)
+        data = load_training_data(ports, champion, window_start, now, self.trigger.shift_since)
         result.training_rows = data.counts()
         self.progress(
             f"training data: {data.base_rows} base rows + {data.captured_rows} captured rows with outcomes "
@@ -321,6 +366,15 @@ class _Run:
                 f"(at least {options.min_captured_rows} needed); an operator can still retrain on the base dataset"
             )
             return
+        stale = self.no_new_evidence(data)
+        if stale is not None:
+            self.skip(stale)
+            return
+        self.evidence = RetrainEvidence(
+            captured_rows=data.captured_rows,
+            captured_rows_sha256=data.captured_ids_sha256,
+            drift_psi=dict(self.trigger.drift_psi),
+        )
         train_part, holdout = holdout_split(
             data.dataset, options.validation_fraction, options.random_state, champion.task
         )
@@ -334,6 +388,13 @@ class _Run:
         )
         self.progress(f"training {spec.estimator.kind} on {train_part.n_rows} rows; {holdout.n_rows} rows held out")
         trained = train(train_part, spec)
+        traffic = data.traffic
+        if self.trigger.kind == "drift" and traffic is not None and traffic.n_rows >= MIN_TRAFFIC_BASELINE_ROWS:
+            trained.baseline = traffic_baseline(trained, traffic, spec)
+            self.progress(
+                f"drift baseline from the {traffic.n_rows} captured rows of the window (the traffic this"
+                " candidate would serve), not the training mix: a shift it was trained for is not drift"
+            )
         try:
             packaged = package_model(trained, champion.task)
         except GraphFidelityError as exc:
@@ -485,6 +546,7 @@ class TrainingData:
     skipped: SkippedRecords = field(default_factory=SkippedRecords)
     captured_ids_sha256: str = ""
     window: tuple[datetime, datetime] | None = None
+    traffic: Dataset | None = None  # every captured row of the window (bounded), for a traffic baseline
 
     def counts(self) -> dict[str, int]:
         corrupt = self.skipped.as_dict()
@@ -503,7 +565,9 @@ def champion_categorical(card: ModelCard) -> set[str]:
     return {f.name for f in card.feature_schema.features if f.kind == "categorical"}
 
 
-def load_training_data(ports: RetrainPorts, champion: ModelCard, start: datetime, end: datetime) -> TrainingData:
+def load_training_data(
+    ports: RetrainPorts, champion: ModelCard, start: datetime, end: datetime, shift_since: datetime | None = None
+) -> TrainingData:
     """The champion's base dataset plus the captured rows of ``[start, end]`` that have outcomes.
 
     A row id (``<request_id>-<i>``) counts once however often it was captured; its outcome is the
@@ -528,8 +592,17 @@ def load_training_data(ports: RetrainPorts, champion: ModelCard, start: datetime
     seen: set[str] = set()
     used: list[str] = []
     duplicates = unusable = 0
+    traffic: dict[str, list[Any]] = {f.name: [] for f in specs}  # the window's rows since the shift began
+    traffic_rows = 0
+    since = shift_since.timestamp() if shift_since is not None else 0.0
     for request in ports.capture.iter_requests(champion.name, start, end, skipped=skipped):
         for i, row_id in enumerate(request.row_ids):
+            if traffic_rows < MAX_TRAFFIC_BASELINE_ROWS and request.timestamp >= since:
+                captured = _captured_row(request, i, specs)
+                if captured is not None:
+                    for spec, value in zip(specs, captured, strict=True):
+                        traffic[spec.name].append(value)
+                    traffic_rows += 1
             if row_id not in labels:
                 continue
             if row_id in seen:
@@ -553,9 +626,45 @@ def load_training_data(ports: RetrainPorts, champion: ModelCard, start: datetime
     dataset = Dataset(columns=merged, target_name=champion.target, target=target, categorical=base.categorical)
     if skipped.total:
         logger.warning("retrain: corrupt records skipped", extra={"skipped": skipped.examples})
-    return TrainingData(
-        dataset, base_sha, base.n_rows, len(targets), duplicates, unusable, skipped, row_ids_digest(used), (start, end)
+    window_traffic = Dataset(
+        columns={f.name: np.array(traffic[f.name], dtype=base.columns[f.name].dtype) for f in specs},
+        target_name=champion.target,
+        target=np.zeros(traffic_rows),
+        categorical=base.categorical,
     )
+    return TrainingData(
+        dataset,
+        base_sha,
+        base.n_rows,
+        len(targets),
+        duplicates,
+        unusable,
+        skipped,
+        row_ids_digest(used),
+        (start, end),
+        window_traffic,
+    )
+
+
+# A drift-triggered candidate's baseline comes from the window's traffic when it has at least this many rows.
+MIN_TRAFFIC_BASELINE_ROWS = 200
+MAX_TRAFFIC_BASELINE_ROWS = 50_000
+
+
+def traffic_baseline(trained: TrainedModel, traffic: Dataset, spec: TrainingSpec) -> DriftBaseline:
+    """The drift baseline of ``traffic`` (captured rows, labelled or not) and the candidate's answers to it."""
+    names = trained.schema.names
+    classification = spec.task in CLASSIFICATION_TASKS
+    baseline = compute_baseline(
+        traffic,
+        trained.schema,
+        valid_predictions=model_outputs(trained.model, traffic.matrix(names), classification),
+        classes=trained.classes,
+        task=spec.task,
+        sample_size=spec.reference_sample_size,
+        seed=spec.random_state,
+    )
+    return baseline.model_copy(update={"source": "traffic", "traffic_rows": traffic.n_rows})
 
 
 def row_ids_digest(row_ids: list[str]) -> str:

@@ -180,11 +180,12 @@ def emf_metrics(out: str) -> dict[str, float]:
     return found
 
 
-def drift_event(model_name: str = NAME) -> dict[str, Any]:
+def drift_event(model_name: str = NAME, psi: dict[str, float] | None = None) -> dict[str, Any]:
     event = load_event("schedule")
-    event.update(
-        {"detail-type": MODEL_DRIFT_DETECTED, "source": "mlops", "detail": {"model_name": model_name, "version": 1}}
-    )
+    detail: dict[str, Any] = {"model_name": model_name, "version": 1}
+    if psi is not None:
+        detail["drifted_features"] = [{"name": name, "kind": "numeric", "psi": value} for name, value in psi.items()]
+    event.update({"detail-type": MODEL_DRIFT_DETECTED, "source": "mlops", "detail": detail})
     return event
 
 
@@ -426,7 +427,28 @@ def test_cooldown_turns_a_burst_of_drift_events_into_one_retrain_and_force_overr
     assert [c.version for c in registry.list_versions(NAME)] == [1, 2, 3]
 
     clock.advance(3600)
-    assert invoke(drift_event(), auto_deploy=False)["status"] == "registered"
+    assert invoke(drift_event(), auto_deploy=False)["status"] == "skipped"  # nothing new: see the next test
+
+
+def test_a_drift_event_without_new_evidence_does_not_retrain_but_new_labels_or_more_drift_do(
+    traffic: Traffic, invoke: Any, clock: FakeClock, aws: Any
+) -> None:
+    assert invoke(drift_event(psi={"mean_radius": 0.4}), auto_deploy=False)["status"] == "registered"
+    clock.advance(7200)
+
+    same = invoke(drift_event(psi={"mean_radius": 0.42}), auto_deploy=False)
+    assert same["status"] == "skipped"
+    assert same["reasons"] == [
+        f"no new evidence since the last retrain: the same {traffic.labelled_rows} labelled captured rows,"
+        " and no feature drifted further than then"
+    ]
+    clock.advance(7200)
+    further = invoke(drift_event(psi={"mean_radius": 0.9}), auto_deploy=False)
+    assert further["status"] == "registered"
+    clock.advance(7200)
+    outcomes = S3OutcomeStore(aws, CFG.data_bucket, CFG.outcomes_prefix)
+    outcomes.put_batch(NAME, [("req-16-0", 1)], received_at=clock.now - timedelta(minutes=1))
+    assert invoke(drift_event(psi={"mean_radius": 0.9}), auto_deploy=False)["status"] == "registered"
 
 
 def test_no_retrain_while_a_rollout_is_under_way(traffic: Traffic, invoke: Any, registry: S3ModelRegistry) -> None:

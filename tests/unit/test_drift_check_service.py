@@ -93,6 +93,10 @@ class FakeReports:
         stem = f"reports/drift/{report.model_name}/{len(self.saved)}"
         return ReportLocation(bucket="data", json_key=f"{stem}.json", html_key=f"{stem}.html")
 
+    def last_calm(self, model_name: str, before: datetime) -> datetime | None:
+        calm = [r.window.end for r in self.saved if r.verdict == "NO_DRIFT" and r.window.end < before]
+        return max(calm, default=None)
+
 
 @dataclass
 class FakeMetrics:
