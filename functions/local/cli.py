@@ -90,6 +90,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from functions.local.runtime import LocalRuntime, LocalScheduler
 
     config = stage_config(args.stage)
+    if args.model_name:
+        from functions.adapters.registry import validate_model_name
+
+        config = config.model_copy(update={"model_name": validate_model_name(args.model_name)})
     for port, what in ((args.port, "API"), (args.moto_port, "moto")):
         if port and _port_open(port):
             _say(f"error: port {port} ({what}) is already in use on 127.0.0.1; pick another with --port/--moto-port")
@@ -103,7 +107,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     scheduler = LocalScheduler(runtime, on_run=_say)
     scheduler.start()
     try:
-        print(f"API       {runtime.api_url}  (POST /predict, GET /model, GET /health, POST /outcomes)")
+        print(f"API       {runtime.api_url}  serving {config.model_name} (POST /predict, GET /model, GET /health,"
+              " GET /openapi.json, POST /outcomes)")  # fmt: skip
         print(f"moto      {runtime.moto.endpoint_url}  (S3 buckets {config.registry_bucket}, {config.data_bucket})")
         print(f"try       curl -s {runtime.api_url}/model")
         print(f"other commands use it: MLOPS_ENDPOINT_URL={runtime.moto.endpoint_url} mlops models")
@@ -428,6 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--moto-port", type=int, default=DEFAULT_MOTO_PORT, help=f"moto S3 port (default {DEFAULT_MOTO_PORT})"
     )
     serve.add_argument("--quiet", action="store_true", help="no access log")
+    serve.add_argument(
+        "--model-name",
+        help="the model to serve (default: the stage's, which is trained from the shipped data set when the registry"
+        " has none; another model waits for `mlops train --model-name NAME`)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     train = sub.add_parser("train", help="train a model from a CSV data set and register it as a new version")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from functions.bootstrap import AwsClients
-from functions.config import StageConfig, function_environment
+from functions.config import StageConfig, function_environment, stage_config
 from functions.deployment import rate_seconds
 from functions.local.gateway import ApiServer
 from functions.local.host import FunctionHost
@@ -207,6 +207,12 @@ def bootstrap_model(s3: Any, config: StageConfig, progress: Callable[[str], None
     registry = S3ModelRegistry(s3, config.registry_bucket)
     if "champion" in registry.get_aliases(config.model_name):
         return None
+    if config.model_name != stage_config(config.stage).model_name:
+        progress(
+            f"registry has no champion of {config.model_name!r}: /health answers 503 until one is trained"
+            f" (mlops train --model-name {config.model_name} --data FILE, against this server)"
+        )
+        return None  # only the demo model is trained from the shipped data set
     progress(f"registry has no {config.model_name!r} model yet: training one from data/{config.demo.file}")
     datasets = S3DatasetStore(s3, config.data_bucket, config.datasets_prefix)
     uri = datasets.upload(config.demo.file, (DATA_DIR / config.demo.file).read_bytes())
