@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from functions.deployment import DEPLOYMENTS, DeploymentSettings
 from functions.domain.card import EstimatorSpec, TrainingSpec
+from functions.domain.drift_policy import Correction, drift_default
 
 DEFAULT_MAX_BATCH_ROWS = 1000
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024  # Lambda caps the whole event at 6 MB; headers and context need room
@@ -36,13 +37,13 @@ class DriftConfig(BaseModel):
 
     schedule: str = "rate(1 hour)"
     window_hours: float = Field(default=24.0, gt=0)
-    psi_warning: float = 0.1
-    psi_drift: float = 0.2
-    p_value_alpha: float = 0.05
-    correction: str = "benjamini_hochberg"
-    min_rows: int = 200
-    performance_tolerance: float = 0.05
-    prediction_psi_drift: float = 0.2
+    psi_warning: float = drift_default("psi_warning")
+    psi_drift: float = drift_default("psi_drift")
+    p_value_alpha: float = drift_default("p_value_alpha")
+    correction: Correction = drift_default("correction")
+    min_rows: int = drift_default("min_rows")
+    performance_tolerance: float = drift_default("performance_tolerance")
+    prediction_psi_drift: float = drift_default("prediction_psi_drift")
     sample_size: int = Field(default=5000, ge=100, description="Reservoir sample of current values for KS.")
     reports_prefix: str = "reports/drift"
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from functions import config
+from functions.domain.drift_policy import Correction, drift_default
 
 
 class _Common(BaseModel):
@@ -72,13 +73,13 @@ class DriftCheckSettings(_Common):
     event_bus_name: str
     event_source: str = "mlops"
     window_hours: float = Field(default=24.0, gt=0)
-    psi_warning: float = 0.1
-    psi_drift: float = 0.2
-    p_value_alpha: float = 0.05
-    correction: Literal["benjamini_hochberg", "bonferroni"] = "benjamini_hochberg"
-    min_rows: int = Field(default=200, ge=1)
-    performance_tolerance: float = Field(default=0.05, ge=0)
-    prediction_psi_drift: float = 0.2
+    psi_warning: float = drift_default("psi_warning")
+    psi_drift: float = drift_default("psi_drift")
+    p_value_alpha: float = drift_default("p_value_alpha")
+    correction: Correction = drift_default("correction")
+    min_rows: int = Field(default=drift_default("min_rows"), ge=1)
+    performance_tolerance: float = Field(default=drift_default("performance_tolerance"), ge=0)
+    prediction_psi_drift: float = drift_default("prediction_psi_drift")
     sample_size: int = Field(default=5000, ge=100)
 
 

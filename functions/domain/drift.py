@@ -8,20 +8,19 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
 
 from functions.domain.baseline import bin_counts
 from functions.domain.card import CategoricalBaseline, DriftBaseline, NumericBaseline, PredictionBaseline, Task
+from functions.domain.drift_policy import DEFAULT_PERFORMANCE_TOLERANCE, Correction, DriftPolicy
 from functions.domain.schema import MISSING_CATEGORY
 
 # Floor for a bin's share before taking logs (PSI) or dividing (chi-square): an empty bin on
 # either side would otherwise make ln(a/e) or (o-e)^2/e infinite. 1e-4 is the usual choice: an
 # empty bin still weighs heavily, but one bin cannot make the index infinite.
 DEFAULT_EPS = 1e-4
-DEFAULT_PERFORMANCE_TOLERANCE = 0.05
 
-Correction = Literal["benjamini_hochberg", "bonferroni"]
 Verdict = Literal["NO_DRIFT", "DRIFT", "INSUFFICIENT_DATA"]
 FeatureKind = Literal["numeric", "categorical"]
 TestName = Literal["ks", "chi2"]
@@ -397,32 +396,6 @@ def performance_check(
 
 
 # --------------------------------------------------------------------------- the verdict
-
-
-class DriftPolicy(BaseModel):
-    """Thresholds of the drift verdict.
-
-    A feature drifts when its PSI reaches ``psi_drift`` (a large shift, whatever the test says),
-    or when its corrected test rejects at ``p_value_alpha`` *and* its PSI reaches
-    ``psi_warning``. The test alone is not enough: on thousands of rows KS and chi-square
-    reject shifts far too small to matter, so a moderate effect size is required as well.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    psi_warning: float = Field(default=0.1, gt=0)
-    psi_drift: float = Field(default=0.2, gt=0)
-    p_value_alpha: float = Field(default=0.05, gt=0, lt=1)
-    correction: Correction = "benjamini_hochberg"
-    min_rows: int = Field(default=200, ge=1)
-    performance_tolerance: float = Field(default=DEFAULT_PERFORMANCE_TOLERANCE, ge=0)
-    prediction_psi_drift: float = Field(default=0.2, gt=0)
-
-    @model_validator(mode="after")
-    def _warning_below_drift(self) -> DriftPolicy:
-        if self.psi_warning > self.psi_drift:
-            raise ValueError("psi_warning must not exceed psi_drift")
-        return self
 
 
 class FeatureDrift(BaseModel):

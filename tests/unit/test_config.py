@@ -71,3 +71,14 @@ def test_unknown_stage_and_function():
         stage_config("qa")
     with pytest.raises(KeyError, match="unknown function 'train'"):
         function_environment(stage_config("local"), "train")
+
+
+def test_the_drift_thresholds_have_one_home() -> None:
+    from functions.config import DriftConfig
+    from functions.domain.drift_policy import DriftPolicy
+    from functions.settings import DriftCheckSettings
+
+    policy = DriftPolicy()
+    for name in DriftPolicy.model_fields:
+        assert getattr(DriftConfig(), name) == getattr(policy, name), name
+        assert DriftCheckSettings.model_fields[name].default == getattr(policy, name), name
