@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -116,6 +118,16 @@ def _metrics(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     metrics.clear_metrics()
     yield
     metrics.clear_metrics()
+
+
+@pytest.fixture
+def isolated_process_state() -> Iterator[None]:
+    """The CLI and the local runtime point boto3 at their moto server through the environment and swap stdout."""
+    saved_env, saved_stdout = dict(os.environ), sys.stdout
+    yield
+    os.environ.clear()
+    os.environ.update(saved_env)
+    sys.stdout = saved_stdout
 
 
 @pytest.fixture

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -13,16 +10,6 @@ import pytest
 
 from functions.config import stage_config
 from functions.local.cli import build_parser, deployed_config, main
-
-
-@pytest.fixture
-def isolated_process_state() -> Iterator[None]:
-    """The CLI points boto3 at its moto server through the environment."""
-    saved_env, saved_stdout = dict(os.environ), sys.stdout
-    yield
-    os.environ.clear()
-    os.environ.update(saved_env)
-    sys.stdout = saved_stdout
 
 
 @pytest.mark.usefixtures("isolated_process_state")

@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Iterator
-
 import pytest
 
 from functions.config import stage_config
 from functions.local.lifecycle import demo_config, run_lifecycle
-
-
-@pytest.fixture
-def isolated_process_state() -> Iterator[None]:
-    """The local runtime points boto3 at its moto server through the environment and swaps stdout."""
-    saved_env, saved_stdout = dict(os.environ), sys.stdout
-    yield
-    os.environ.clear()
-    os.environ.update(saved_env)
-    sys.stdout = saved_stdout
 
 
 @pytest.mark.usefixtures("isolated_process_state")

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,15 +16,6 @@ from functions.config import stage_config
 from functions.local.runtime import LocalRuntime
 from functions.services.training import train_and_register
 from tests.conftest import DATA, TRAINABLE
-
-
-@pytest.fixture
-def isolated_process_state() -> Iterator[None]:
-    saved_env, saved_stdout = dict(os.environ), sys.stdout
-    yield
-    os.environ.clear()
-    os.environ.update(saved_env)
-    sys.stdout = saved_stdout
 
 
 def _get(url: str) -> tuple[int, dict[str, object]]:
