@@ -63,6 +63,7 @@ def test_missing_values_are_imputed_in_the_graph_and_null_is_served_for_what_was
     registry: S3ModelRegistry,
     datasets: S3DatasetStore,
     predict_function: Callable[..., Any],
+    outcome_function: Callable[..., Any],
     lambda_context: Any,
     *,
     name: str,
@@ -95,6 +96,12 @@ def test_missing_values_are_imputed_in_the_graph_and_null_is_served_for_what_was
 
     summary = response_json(function.handle(load_event("model"), lambda_context))
     assert {f["name"] for f in summary["features"] if f["nullable"]} == nullable
+
+    # Ground truth for the rows answered with nulls in them is recorded like any other.
+    truth = 1 if task != "regression" else 150.0
+    outcomes = {"outcomes": [{"request_id": rid, "actual": truth} for rid in by_rows["request_ids"]]}
+    recorded = outcome_function(model_name=name).handle(with_body("log_outcome", outcomes), lambda_context)
+    assert recorded["statusCode"] == 200 and response_json(recorded)["accepted"] == len(rows)
 
 
 def test_the_contract_accepts_null_only_for_nullable_features(
