@@ -217,9 +217,17 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress=_say,
         )
         if args.champion and registry.get_aliases(name).get("champion") != card.version:
-            registry.set_aliases(
-                name, {"champion": card.version, "previous": champion}, reason="mlops train --champion"
-            )
+            if name == config.model_name:  # the stage's served model: the controller changes what serves
+                from functions.services import rollout
+
+                done = rollout.make_champion(
+                    _rollout_function(config, clients).ports, name, card.version, "mlops train --champion"
+                )
+                _say(f"{done.action}: {done.reason}; the live alias now serves v{card.version}")
+            else:
+                registry.set_aliases(
+                    name, {"champion": card.version, "previous": champion}, reason="mlops train --champion"
+                )
         print(json.dumps({**card.summary(), "aliases": registry.get_aliases(name)}, indent=2, default=str))
     return 0
 
@@ -377,6 +385,8 @@ def cmd_rollout(args: argparse.Namespace) -> int:
                 result = rollout.promote(function.ports, name, function.policy)
             elif args.command == "rollback":
                 result = rollout.rollback(function.ports, name, args.reason)
+            elif args.command == "restore":
+                result = rollout.restore_previous(function.ports, name, args.reason)
             else:
                 result = rollout.pause(function.ports, name, args.command == "pause")
             print(f"{result.action}: {result.reason}")
@@ -502,6 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--reason", default="rolled back by an operator", help="recorded with the rollback")
     _target_options(rollback)
     rollback.set_defaults(func=cmd_rollout)
+    _add_restore(sub)
     for name, text in (("pause", "hold the rollout where it is"), ("resume", "let a paused rollout go on")):
         command = sub.add_parser(name, help=text)
         _target_options(command)
@@ -509,6 +520,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_demo_and_openapi(sub)
     return parser
+
+
+def _add_restore(sub: Any) -> None:
+    restore = sub.add_parser(
+        "restore", help="after a promotion, make the previous champion champion again (the live alias moves at once)"
+    )
+    restore.add_argument("--reason", default="restored by an operator", help="recorded in the rollout history")
+    _target_options(restore)
+    restore.set_defaults(func=cmd_rollout)
 
 
 def _add_demo_and_openapi(sub: Any) -> None:

@@ -505,6 +505,45 @@ def promote(ports: RolloutPorts, model_name: str, policy: RolloutPolicy) -> Tick
     return _as_operator(ports, model_name, act, command="promote")
 
 
+def make_champion(ports: RolloutPorts, model_name: str, version: int, reason: str) -> TickResult:
+    """Operator: make ``version`` champion now, beside the stepped canary: the controller publishes a
+    Lambda version pinned to it and moves the whole alias there, under the state's compare-and-swap
+    (write the step, make it, mark it done), as a finished canary does. Refused while a canary runs."""
+
+    def act(state: RolloutState, etag: str | None) -> TickResult:
+        if state.status in ("canary", "pending"):
+            raise RolloutError(
+                f"a rollout of v{state.challenger_version} is {state.status}: finish it (`mlops promote`) or roll it"
+                " back (`mlops rollback`) first"
+            )
+        card = ports.registry.get_card(model_name, version)  # raises for a version that does not exist
+        champion = ports.registry.get_aliases(model_name).get("champion")
+        if champion == version and state.status == "promoted" and state.challenger_version == version:
+            return TickResult("none", f"v{version} is champion and serves the alias already", state)
+        now = ports.clock()
+        routing = ports.deployer.routing()
+        pinned = ports.deployer.publish_pinned(card.version)
+        state.status, state.paused, state.weight = "promoted", False, 1.0
+        state.challenger_version, state.champion_version = version, champion
+        state.stable_function_version, state.canary_function_version = routing.stable_version, pinned
+        state.requested_at = state.started_at = state.stage_started_at = state.finished_at = now
+        state.stage_figures, state.reason = [], reason
+        state.note(now, f"v{version} made champion at once (Lambda version {pinned}): {reason}", 1.0)
+        state = _commit(ports, state, etag, "promote", reason)
+        _announce(ports, state, "promote", reason)
+        return TickResult("promote", reason, state)
+
+    return _as_operator(ports, model_name, act)
+
+
+def restore_previous(ports: RolloutPorts, model_name: str, reason: str = "restored by an operator") -> TickResult:
+    """Operator: after a promotion, make the previous champion champion again (through ``make_champion``)."""
+    previous = ports.registry.get_aliases(model_name).get("previous")
+    if previous is None:
+        raise RolloutError(f"{model_name} has no previous champion to restore")
+    return make_champion(ports, model_name, previous, reason)
+
+
 def rollback(ports: RolloutPorts, model_name: str, reason: str = "rolled back by an operator") -> TickResult:
     """Operator: end a running canary now (weight to 0, challenger rejected)."""
 

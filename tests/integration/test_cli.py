@@ -58,7 +58,7 @@ def test_every_command_has_help() -> None:
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     assert set(commands) >= {"serve", "train", "models", "invoke", "status", "promote", "rollback", "pause", "resume",
-                             "demo"}  # fmt: skip
+                             "demo", "openapi", "restore"}  # fmt: skip
     assert all(sub.format_help() for sub in commands.values())
 
 

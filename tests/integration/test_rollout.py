@@ -892,3 +892,38 @@ def test_a_canary_does_not_undo_a_code_deployment_that_repointed_the_alias(world
 
     assert held.action == "hold" and f"serves Lambda version {code_version}" in held.reason
     assert (world.routing().stable_version, world.routing().weights) == (code_version, {})
+
+
+# -- champion changes at once, through the controller ---------------------------------------------------------
+def test_making_a_version_champion_at_once_publishes_it_pinned_moves_the_alias_and_restore_undoes_it(
+    world: World,
+) -> None:
+    uri = world.datasets.upload("v2.csv", CSV_TEXT.encode())
+    spec = CFG.demo.training.model_copy(update={"estimator": GOOD_CHALLENGER})
+    train_and_register(world.registry, world.datasets, model_name=NAME, dataset_uri=uri, spec=spec)
+
+    made = rollout.make_champion(world.ports, NAME, 2, "mlops train --champion")
+
+    assert (made.action, made.state.status, made.state.pending) == ("promote", "promoted", None)
+    routing = world.routing()
+    assert routing.weights == {} and world.pinned_model(routing.stable_version) == "2"
+    assert world.registry.get_aliases(NAME) == {"champion": 2, "previous": 1}
+    assert world.send(20).model_versions == Counter({2: 20}), "the running host serves v2 at once"
+    assert rollout.make_champion(world.ports, NAME, 2, "again").action == "none"
+
+    restored = rollout.restore_previous(world.ports, NAME, "v2 misbehaves")
+
+    assert restored.state.challenger_version == 1 and restored.state.status == "promoted"
+    assert world.pinned_model(world.routing().stable_version) == "1"
+    assert world.registry.get_aliases(NAME)["champion"] == 1
+    assert world.send(20).model_versions == Counter({1: 20})
+    assert "v1 made champion at once" in restored.state.history[-1].what
+
+
+def test_making_a_champion_at_once_is_refused_while_a_canary_runs(world: World) -> None:
+    world.train_challenger()
+    world.tick()  # the canary starts
+
+    with pytest.raises(rollout.RolloutError, match="finish it .* or roll it back"):
+        rollout.make_champion(world.ports, NAME, 2, "too early")
+    assert world.routing().weights != {}

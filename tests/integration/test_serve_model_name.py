@@ -47,3 +47,27 @@ def test_a_named_model_is_served_once_it_is_trained_and_nothing_else_is_trained_
                 break
             time.sleep(0.25)
         assert (status, body["model_name"], body["model_version"]) == (200, "iris", 1)
+
+
+@pytest.mark.usefixtures("isolated_process_state")
+def test_a_running_server_answers_with_the_new_champion_right_after_train_champion() -> None:
+    from functions.local.cli import main
+
+    config = stage_config("local")
+    with LocalRuntime(config, log_stream=io.StringIO(), progress=lambda _m: None) as runtime:
+        assert _get(f"{runtime.api_url}/health")[1]["model_version"] == 1
+        assert main(["train", "--champion", "--endpoint-url", runtime.moto.endpoint_url]) == 0
+        for _ in range(20):  # the host reads the alias at most every half second, as Lambda routes it
+            status, body = _get(f"{runtime.api_url}/health")
+            if body.get("model_version") == 2:
+                break
+            time.sleep(0.1)
+        assert (status, body["model_version"], body["pinned"]) == (200, 2, True)
+
+        assert main(["restore", "--endpoint-url", runtime.moto.endpoint_url]) == 0
+        for _ in range(20):
+            status, body = _get(f"{runtime.api_url}/health")
+            if body.get("model_version") == 1:
+                break
+            time.sleep(0.1)
+        assert (status, body["model_version"]) == (200, 1)
