@@ -53,8 +53,18 @@ def bind_invocation(context: Any, correlation_id: str | None) -> None:
 
 
 def identity_keys() -> dict[str, Any]:
-    """This thread's function identity, for log lines written on another thread on its behalf."""
-    return {k: v for k, v in logger.thread_safe_get_current_keys().items() if k in IDENTITY_KEYS}
+    """This thread's function identity, for log lines written on another thread on its behalf.
+
+    Outside an invocation (Lambda's Init phase, where the model and its capture writer are made)
+    the function's name and memory come from Lambda's environment variables.
+    """
+    keys = {k: v for k, v in logger.thread_safe_get_current_keys().items() if k in IDENTITY_KEYS}
+    if not keys and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        keys = {
+            "function_name": os.environ["AWS_LAMBDA_FUNCTION_NAME"],
+            "function_memory_size": os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+        }
+    return keys
 
 
 def isolated_metrics(namespace: str | None = None) -> Metrics:

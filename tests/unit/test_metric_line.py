@@ -26,3 +26,17 @@ def test_the_line_matches_powertools(capsys: pytest.CaptureFixture[str], values:
     )
 
     assert ours == expected
+
+
+def test_identity_outside_an_invocation_comes_from_lambdas_environment(monkeypatch) -> None:
+    from functions.observability import identity_keys, logger
+
+    logger.thread_safe_clear_keys()
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+    assert identity_keys() == {}
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "mlops-prod-predict")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+    assert identity_keys() == {"function_name": "mlops-prod-predict", "function_memory_size": "1024"}
+    logger.thread_safe_append_keys(function_name="mlops-local-predict", correlation_id="x")
+    assert identity_keys() == {"function_name": "mlops-local-predict"}, "an invocation's own keys win"
+    logger.thread_safe_clear_keys()
