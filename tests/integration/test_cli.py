@@ -162,3 +162,41 @@ def test_train_takes_a_csv_with_blank_cells(capsys: pytest.CaptureFixture[str]) 
     features = {f["name"]: f for f in _card(captured.out)["features"]}
     assert features["bmi"]["nullable"] and not features["age"]["nullable"]
     assert "missing" in features["sex"]["categories"]
+
+
+@pytest.mark.parametrize("kind", ["logistic_regression", "random_forest", "hist_gradient_boosting"])
+def test_a_csv_with_blank_cells_is_trained_served_in_every_form_and_labelled_through_the_cli(
+    moto_endpoint: str, tmp_path: Any, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    from tests.events import with_body
+
+    target = ["--endpoint-url", moto_endpoint]
+    assert main(["train", "--data", "data/breast_cancer_missing.csv", "--target", "target", "--estimator", kind,
+                 "--champion", *target]) == 0  # fmt: skip
+    version = _card(capsys.readouterr().out)["version"]
+    with open("data/breast_cancer_missing.csv") as fh:
+        header, first = fh.readline().strip().split(","), fh.readline().strip().split(",")
+    row = {k: (None if v in ("", "NaN") else float(v)) for k, v in zip(header, first, strict=True) if k != "target"}
+    row["mean_radius"] = None  # a nullable feature, sent as null
+    bodies = {
+        "features": {"features": row},
+        "rows": {"rows": [row, row]},
+        "columns": {"columns": {k: [v] for k, v in row.items()}},
+    }
+    request_ids: list[str] = []
+    for form, body in bodies.items():
+        path = tmp_path / f"{form}.json"
+        path.write_text(json.dumps(with_body("predict_batch", body)))
+        assert main(["invoke", "predict", str(path), *target]) == 0, form
+        out = capsys.readouterr().out
+        answer = json.loads(out[out.index("{") :])
+        assert answer["statusCode"] == 200, (form, answer)
+        assert answer["body"]["model_version"] == version
+        request_ids += answer["body"]["request_ids"]
+    outcomes = tmp_path / "outcomes.json"
+    distinct = sorted(set(request_ids))  # the sample event's request id is fixed: its rows repeat across forms
+    event = with_body("log_outcome", {"outcomes": [{"request_id": rid, "actual": 1} for rid in distinct]})
+    outcomes.write_text(json.dumps(event))
+    assert main(["invoke", "log-outcome", str(outcomes), *target]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out[out.index("{") :])["body"]["accepted"] == len(distinct)
