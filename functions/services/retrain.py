@@ -596,20 +596,22 @@ def load_training_data(
     traffic_rows = 0
     since = shift_since.timestamp() if shift_since is not None else 0.0
     for request in ports.capture.iter_requests(champion.name, start, end, skipped=skipped):
+        for_baseline = request.timestamp >= since
         for i, row_id in enumerate(request.row_ids):
-            if traffic_rows < MAX_TRAFFIC_BASELINE_ROWS and request.timestamp >= since:
-                captured = _captured_row(request, i, specs)
-                if captured is not None:
-                    for spec, value in zip(specs, captured, strict=True):
-                        traffic[spec.name].append(value)
-                    traffic_rows += 1
+            in_baseline = for_baseline and traffic_rows < MAX_TRAFFIC_BASELINE_ROWS
+            if not in_baseline and row_id not in labels:
+                continue
+            row = _captured_row(request, i, specs)  # once, for the baseline and the training rows alike
+            if in_baseline and row is not None:
+                for spec, value in zip(specs, row, strict=True):
+                    traffic[spec.name].append(value)
+                traffic_rows += 1
             if row_id not in labels:
                 continue
             if row_id in seen:
                 duplicates += 1
                 continue
             seen.add(row_id)
-            row = _captured_row(request, i, specs)
             label = _label(labels[row_id], champion)
             if row is None or label is None:
                 unusable += 1
