@@ -11,7 +11,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions import shutdown
 from functions.bootstrap import PredictEnvironment
-from functions.domain.openapi import openapi_document
 from functions.errors import ModelUnavailableError
 from functions.handlers.http import (
     failure,
@@ -97,6 +96,8 @@ class PredictFunction:
 
     def openapi(self) -> tuple[int, Any]:
         """GET /openapi.json: the API's contract for the serving model (made once per environment)."""
+        from functions.domain.openapi import openapi_document  # off the cold start: few environments are asked
+
         service = self.env.service()
         metrics.add_metric(name="ContractRequests", unit="Count", value=1)
         card = service.loaded.card
