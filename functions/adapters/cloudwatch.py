@@ -71,13 +71,15 @@ class CloudWatchAdapter:
         response = self._call("describe_alarms", AlarmNames=names)
         return [a["AlarmName"] for a in response.get("MetricAlarms", []) if a.get("StateValue") == "ALARM"]
 
-    def total(self, metric: str, dims: Mapping[str, str], start: datetime, end: datetime) -> float:
-        """Sum of ``metric`` with exactly ``dims`` between ``start`` and ``end`` (0 for an empty interval)."""
+    def _datapoints(
+        self, metric: str, dims: Mapping[str, str], start: datetime, end: datetime, **statistics: list[str]
+    ) -> list[dict[str, Any]] | None:
+        """The datapoints of ``metric`` with exactly ``dims``, one period covering the interval (None if empty)."""
         start = start.replace(microsecond=0)
         if end.microsecond:
             end = end.replace(microsecond=0) + timedelta(seconds=1)
         if end <= start:
-            return 0.0
+            return None
         seconds = max(60, int((end - start).total_seconds()))
         period = max(60, (seconds // 60 + 1) * 60)
         response = self._call(
@@ -88,6 +90,26 @@ class CloudWatchAdapter:
             StartTime=start,
             EndTime=end,
             Period=period,
-            Statistics=["Sum"],
+            **statistics,
         )
-        return float(sum(point.get("Sum", 0.0) for point in response.get("Datapoints", [])))
+        return list(response.get("Datapoints", []))
+
+    def total(self, metric: str, dims: Mapping[str, str], start: datetime, end: datetime) -> float:
+        """Sum of ``metric`` with exactly ``dims`` between ``start`` and ``end`` (0 for an empty interval)."""
+        points = self._datapoints(metric, dims, start, end, Statistics=["Sum"]) or []
+        return float(sum(point.get("Sum", 0.0) for point in points))
+
+    def maximum(self, metric: str, dims: Mapping[str, str], start: datetime, end: datetime) -> float | None:
+        """Largest value of ``metric`` in the interval (None without data)."""
+        values = [p["Maximum"] for p in self._datapoints(metric, dims, start, end, Statistics=["Maximum"]) or []]
+        return float(max(values)) if values else None
+
+    def percentile(
+        self, metric: str, dims: Mapping[str, str], start: datetime, end: datetime, percent: float
+    ) -> float | None:
+        """The ``percent`` percentile of ``metric`` in the interval, as CloudWatch computes it (None when it gives
+        none: no data, or a CloudWatch without percentiles such as moto). Of two periods, the larger."""
+        name = f"p{percent:g}"
+        points = self._datapoints(metric, dims, start, end, ExtendedStatistics=[name]) or []
+        values = [p["ExtendedStatistics"][name] for p in points if name in (p.get("ExtendedStatistics") or {})]
+        return float(max(values)) if values else None

@@ -138,6 +138,9 @@ class CanaryChecks(BaseModel):
     stable_quality: float | None = None
     challenger_labeled: int = 0
     stable_labeled: int = 0
+    challenger_p99_ms: float | None = Field(default=None, description="None where CloudWatch computes no percentile")
+    challenger_max_ms: float | None = None
+    p99_limit_ms: float | None = Field(default=None, description="the threshold of the canary's p99 alarm")
     records_skipped: dict[str, int] = Field(default_factory=dict, description="corrupt capture/outcome records")
 
     def quality_drop(self, min_labeled: int) -> float | None:
@@ -172,6 +175,8 @@ class StageFigures(BaseModel):
     requests: int
     error_rate: float
     alarms_in_alarm: list[str] = Field(default_factory=list)
+    p99_latency_ms: float | None = None
+    max_latency_ms: float | None = None
     prediction_psi: float | None = None
     quality_metric: str | None = None
     quality_drop: float | None = Field(default=None, description="relative loss against the champion's side")
@@ -190,6 +195,8 @@ class StageFigures(BaseModel):
             requests=checks.challenger_requests,
             error_rate=checks.challenger_error_rate,
             alarms_in_alarm=list(checks.alarms_in_alarm),
+            p99_latency_ms=checks.challenger_p99_ms,
+            max_latency_ms=checks.challenger_max_ms,
             prediction_psi=checks.prediction_psi,
             quality_metric=checks.quality_metric,
             quality_drop=checks.quality_drop(policy.min_labeled),
@@ -200,8 +207,18 @@ class StageFigures(BaseModel):
                 "max_prediction_psi": policy.max_prediction_psi,
                 "max_quality_drop": policy.max_quality_drop,
                 "min_labeled": float(policy.min_labeled),
+                **({"max_p99_latency_ms": checks.p99_limit_ms} if checks.p99_limit_ms is not None else {}),
             },
         )
+
+    def _latency(self) -> str:
+        limit = self.limits.get("max_p99_latency_ms")
+        bound = f"limit {limit:g} ms" if limit is not None else "no limit"
+        if self.p99_latency_ms is not None:
+            return f"p99 {self.p99_latency_ms:.1f} ms ({bound})"
+        if self.max_latency_ms is not None:  # max >= p99: an upper bound where CloudWatch gives no percentile
+            return f"p99 not computed by this CloudWatch, at most the max {self.max_latency_ms:.1f} ms ({bound})"
+        return f"p99 n/a, no latency data ({bound})"
 
     def describe(self) -> str:
         """One line for ``mlops status``."""
@@ -209,6 +226,7 @@ class StageFigures(BaseModel):
             f"stage {self.stage} ({self.weight:.0%}) {self.outcome}: {self.requests} requests"
             f" (at least {self.limits.get('min_requests', 0):.0f})",
             f"error rate {self.error_rate:.2%} (limit {self.limits.get('max_error_rate', 0):.0%})",
+            self._latency(),
             "alarms " + (", ".join(self.alarms_in_alarm) if self.alarms_in_alarm else "OK (errors, p99 latency)"),
         ]
         if self.quality_drop is not None:

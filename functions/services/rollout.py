@@ -190,6 +190,9 @@ def observe(ports: RolloutPorts, state: RolloutState, policy: RolloutPolicy, now
     return CanaryChecks(
         alarms_in_alarm=cw.alarms_in_alarm(alarm_names(ports, name, canary)),
         challenger_requests=int(cw.total("Predictions", _dims(ports, name, canary), start, now)),
+        challenger_p99_ms=cw.percentile("PredictLatency", _dims(ports, name, canary), start, now, 99),
+        challenger_max_ms=cw.maximum("PredictLatency", _dims(ports, name, canary), start, now),
+        p99_limit_ms=ports.max_p99_latency_ms,
         challenger_errors=int(cw.total("Errors", _dims(ports, name, canary), start, now)),
         stable_requests=int(cw.total("Predictions", _dims(ports, name, stable), start, now)),
         stable_errors=int(cw.total("Errors", _dims(ports, name, stable), start, now)),

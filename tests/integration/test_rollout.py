@@ -371,6 +371,10 @@ def test_passing_the_fifty_percent_stage_promotes_the_challenger(world: World) -
     assert first.error_rate == 0.0 and first.alarms_in_alarm == []
     assert first.prediction_psi is not None and first.prediction_psi < first.limits["max_prediction_psi"]
     assert "error rate 0.00% (limit 2%)" in first.describe() and "prediction PSI" in first.describe()
+    # moto computes no percentile: the figure says so and bounds p99 by the stage's largest latency.
+    assert first.p99_latency_ms is None and first.max_latency_ms is not None and first.max_latency_ms > 0
+    assert first.limits["max_p99_latency_ms"] == world.ports.max_p99_latency_ms
+    assert f"at most the max {first.max_latency_ms:.1f} ms" in first.describe()
     with contextlib.redirect_stdout(io.StringIO()) as shown:
         print_status(CFG, SimpleNamespace(ports=world.ports, policy=world.policy))
     assert "rollout   promoted: challenger v2\n" in shown.getvalue() and "stage 2/3" not in shown.getvalue()

@@ -15,6 +15,7 @@ from functions.domain.rollout import (
     RollbackRecord,
     RolloutPolicy,
     RolloutState,
+    StageFigures,
     canary_failure,
     decide,
 )
@@ -292,3 +293,23 @@ def test_alias_weights_in_zero_to_one_are_accepted(weight: float) -> None:
 def test_alias_weights_outside_zero_to_one_are_refused(weight: float) -> None:
     with pytest.raises(DeploymentError, match=r"alias weight must be in \[0, 1\)"):
         check_weight(weight)
+
+
+# -- stage figures ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("p99", "maximum", "shown"),
+    [
+        (12.34, 20.0, "p99 12.3 ms (limit 800 ms)"),
+        (None, 20.0, "p99 not computed by this CloudWatch, at most the max 20.0 ms (limit 800 ms)"),
+        (None, None, "p99 n/a, no latency data (limit 800 ms)"),
+    ],
+)
+def test_a_stage_shows_its_p99_latency_beside_the_alarm_threshold(
+    p99: float | None, maximum: float | None, shown: str
+) -> None:
+    checks = HEALTHY.model_copy(update={"challenger_p99_ms": p99, "challenger_max_ms": maximum, "p99_limit_ms": 800.0})
+
+    figures = StageFigures.of(canary(), checks, POLICY, BAKED, "passed")
+
+    assert (figures.p99_latency_ms, figures.max_latency_ms) == (p99, maximum)
+    assert f"; {shown}; alarms OK" in figures.describe()
