@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP_VERSION := 26.3
 STAGE  ?= dev
+# The model version the predict version CDK publishes serves: `.venv/bin/mlops --stage S champion --aws`.
+CHAMPION ?= none
 # aws-cdk-lib's jsii runtime warns on Node 20 (this machine's); the warning says nothing about our stacks.
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
@@ -53,7 +55,7 @@ bench: $(STAMP)  ## print latency, cold-start, comparison, load, drift-check and
 	$(BIN)/python -m benchmarks.layer_bench
 
 synth: layer  ## synthesize the stacks of STAGE (dev) into cdk.out/ (offline, no Docker, no CDK CLI)
-	$(BIN)/python -m infra.app --stage $(STAGE)
+	$(BIN)/python -m infra.app --stage $(STAGE) -c champion=$(CHAMPION)
 
 layer: $(STAMP)  ## build the Lambda layers for python3.12 x86_64 into layers/build/ and check each function's budget
 	$(BIN)/python -m layers.build

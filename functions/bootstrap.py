@@ -15,8 +15,9 @@ from functions import shutdown
 from functions.adapters.capture import CaptureWriter
 from functions.adapters.outcomes import S3OutcomeStore
 from functions.adapters.registry import S3ModelRegistry
+from functions.config import NO_CHAMPION
 from functions.domain.card import ModelCard
-from functions.errors import MlopsError, ModelUnavailableError, UnconvertedModelError
+from functions.errors import MlopsError, ModelUnavailableError, NoChampionError, UnconvertedModelError
 from functions.observability import MetricLine, identity_keys, logger, metrics, traced
 from functions.services.predict import PredictService, load_serving_model
 from functions.settings import LogOutcomeSettings, PredictSettings
@@ -113,7 +114,7 @@ class _Lazy:
             value = build()
         except Exception as exc:
             self._failed, self._failed_at = True, time.monotonic()
-            self._reason = exc.message if isinstance(exc, UnconvertedModelError) else UNAVAILABLE
+            self._reason = exc.message if isinstance(exc, UnconvertedModelError | NoChampionError) else UNAVAILABLE
             code = exc.code if isinstance(exc, MlopsError) else "unexpected"
             logger.exception("model unavailable", extra={"error_code": code})
             raise ModelUnavailableError(self._reason) from exc
@@ -148,9 +149,14 @@ class PredictEnvironment(_Lazy):
 
     def _build(self) -> PredictService:
         s = self.settings
+        if s.model_version == NO_CHAMPION:
+            raise NoChampionError(
+                f"this deployment has no champion of {s.model_name!r} to serve yet: the first promotion "
+                "(`mlops train --champion`, or a finished canary) publishes a version that serves it"
+            )
         started = time.perf_counter()
         with traced("load_model"):
-            loaded = load_serving_model(self.registry, s.model_name, s.model_version, s.model_alias)
+            loaded = load_serving_model(self.registry, s.model_name, s.pinned_version, s.model_alias)
         self.capture = CaptureWriter(
             self.s3,
             s.data_bucket,
@@ -166,7 +172,7 @@ class PredictEnvironment(_Lazy):
             extra={
                 "model_name": loaded.card.name,
                 "model_version": loaded.card.version,
-                "pinned": s.model_version is not None,
+                "pinned": s.pinned_version is not None,
                 "load_ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )

@@ -15,6 +15,9 @@ DEFAULT_CAPTURE_SAMPLE_RATE = 1.0
 DEFAULT_CAPTURE_MAX_ROWS = 1000
 DEFAULT_CAPTURE_MAX_AGE_SECONDS = 30.0
 METRICS_NAMESPACE = "ServerlessMLOps"
+# MODEL_VERSION of a predict version published when no model was champion yet: it answers 503 until
+# the rollout controller's first promotion publishes a version pinned to the champion.
+NO_CHAMPION = "none"
 
 
 class DemoDataset(BaseModel):

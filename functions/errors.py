@@ -129,6 +129,12 @@ class UnconvertedModelError(ModelUnavailableError):
     code = "model_not_converted"
 
 
+class NoChampionError(ModelUnavailableError):
+    """This Lambda version was deployed before any model was champion: it serves none, by design."""
+
+    code = "no_champion"
+
+
 class TrainingError(MlopsError):
     """Training could not run on the given data or specification."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -44,8 +44,9 @@ class _Common(BaseModel):
 class PredictSettings(_Common):
     """Settings of the predict function."""
 
-    model_version: int | None = Field(
-        default=None, ge=1, description="Pin a model version; else the alias is resolved."
+    model_version: int | Literal["none"] | None = Field(
+        default=None,
+        description="Pin a model version; 'none': deployed before any champion, answers 503; unset: resolve the alias.",
     )
     model_alias: str = "champion"
     max_batch_rows: int = Field(default=config.DEFAULT_MAX_BATCH_ROWS, ge=1)
@@ -53,6 +54,17 @@ class PredictSettings(_Common):
     capture_sample_rate: float = Field(default=config.DEFAULT_CAPTURE_SAMPLE_RATE, ge=0.0, le=1.0)
     capture_max_rows: int = Field(default=config.DEFAULT_CAPTURE_MAX_ROWS, ge=1)
     capture_max_age_seconds: float = Field(default=config.DEFAULT_CAPTURE_MAX_AGE_SECONDS, gt=0)
+
+    @model_validator(mode="after")
+    def _positive_pin(self) -> Self:
+        if isinstance(self.model_version, int) and self.model_version < 1:
+            raise ValueError(f"model_version must be a version (>= 1) or {config.NO_CHAMPION!r}")
+        return self
+
+    @property
+    def pinned_version(self) -> int | None:
+        """The model version this Lambda version is pinned to (None: unpinned, or pinned to no champion)."""
+        return self.model_version if isinstance(self.model_version, int) else None
 
 
 class LogOutcomeSettings(_Common):

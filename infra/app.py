@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aws_cdk import App, Environment, Stack
 
+from functions.config import NO_CHAMPION
 from infra.access import StorageRefs
 from infra.assets import REPO, AssetDirs, MissingAssetsError, asset_dirs
 from infra.nag import add_rule_packs
@@ -19,6 +21,19 @@ from infra.stacks.serving import ServingStack
 from infra.stacks.storage import StorageStack
 
 DEFAULT_STAGE = "dev"
+CHAMPION_CONTEXT = "champion"
+
+
+def champion_pin(value: Any) -> str:
+    """The predict version's MODEL_VERSION from the context ``champion``: the registry's champion, which
+    ``make deploy`` reads and passes in, or ``none`` (no champion yet: that version answers 503)."""
+    text = str(NO_CHAMPION if value is None else value).strip().lower()
+    if text != NO_CHAMPION and not (text.isdigit() and int(text) >= 1):
+        raise ValueError(
+            f"context {CHAMPION_CONTEXT!r} must be the registry's champion version (an integer >= 1) or "
+            f"{NO_CHAMPION!r}, got {value!r}"
+        )
+    return text
 
 
 def feature_flags() -> dict[str, Any]:
@@ -41,6 +56,7 @@ def add_stage(app: App, stage: str, assets: AssetDirs) -> dict[str, Stack]:
         description=f"{config.app_name} {stage}: model registry and data buckets (retained on destroy)",
     )
     refs = StorageRefs.imported(config)
+    pin = champion_pin(app.node.try_get_context(CHAMPION_CONTEXT))
     serving = ServingStack(
         app,
         config.resource_name("serving"),
@@ -48,6 +64,7 @@ def add_stage(app: App, stage: str, assets: AssetDirs) -> dict[str, Stack]:
         settings=settings,
         assets=assets,
         storage=refs,
+        model_version=pin,
         env=env,
         tags=tags,
         description=f"{config.app_name} {stage}: predict and log-outcome behind the API",
@@ -100,8 +117,15 @@ def main(argv: list[str] | None = None) -> None:
     stage = args.stage or context.get("stage") or DEFAULT_STAGE
     try:
         assets = asset_dirs(context.get("asset_dirs"))
-    except MissingAssetsError as exc:
+        pin = champion_pin(context.get(CHAMPION_CONTEXT))
+    except (MissingAssetsError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
+    if pin == NO_CHAMPION:
+        print(
+            f"note: no champion given (-c {CHAMPION_CONTEXT}=N): the predict version synthesized here serves no model"
+            " and answers 503 until the first promotion; `make synth CHAMPION=N` pins it to the registry's champion",
+            file=sys.stderr,
+        )
     outdir = args.outdir or (None if os.environ.get("CDK_OUTDIR") else str(REPO / "cdk.out"))
     assembly = build_app([stage], assets, outdir=outdir, context={**context, "stage": stage}).synth()
     names = ", ".join(stack.stack_name for stack in assembly.stacks)

@@ -61,10 +61,15 @@ class LambdaAliasDeployer:
             revision_id=alias.get("RevisionId"),
         )
 
-    def pinned_model_version(self, function_version: str) -> int | None:
+    def variables(self, function_version: str) -> dict[str, str]:
+        """The environment variables a Lambda version was published with."""
         config = self._call("get_function_configuration", FunctionName=self.function_name, Qualifier=function_version)
-        value = ((config.get("Environment") or {}).get("Variables") or {}).get(PINNED_VARIABLE)
-        return int(value) if value else None
+        return dict((config.get("Environment") or {}).get("Variables") or {})
+
+    def pinned_model_version(self, function_version: str) -> int | None:
+        """The model version a Lambda version serves by its pin (None: unpinned, or deployed with no champion)."""
+        value = self.variables(function_version).get(PINNED_VARIABLE)
+        return int(value) if value and value.isdigit() else None
 
     def _existing_pinned(self, model_version: int, code_sha: str) -> str | None:
         marker = f"model v{model_version}"

@@ -64,7 +64,7 @@ class PredictFunction:
             result = service.predict(body, request_id)
         except Exception as exc:  # noqa: BLE001 - failure() maps every error, in one place
             # A canary whose model cannot load must still count its errors as its own version's.
-            version = service.model_version if service is not None else self.env.settings.model_version
+            version = service.model_version if service is not None else self.env.settings.pinned_version
             metrics.add_dimension(name="model_name", value=self.env.settings.model_name)
             if version is not None:
                 metrics.add_dimension(name="model_version", value=str(version))
@@ -121,7 +121,7 @@ class PredictFunction:
                 "status": "ok",
                 "model_name": card.name,
                 "model_version": card.version,
-                "pinned": self.env.settings.model_version is not None,
+                "pinned": self.env.settings.pinned_version is not None,
                 "artifact_sha256": card.artifact_sha256,
             },
         )

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from functions.adapters.capture_reader import S3CaptureReader
 from functions.adapters.cloudwatch import CloudWatchAdapter
@@ -26,12 +26,13 @@ Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
 class OperatorCommand(BaseModel):
-    """An operator's invocation: ``{"action": "promote" | "rollback" | "pause" | "resume" | "status"}``."""
+    """An operator's invocation: ``{"action": "promote" | "rollback" | "restore" | "pause" | "resume" | "status"}``."""
 
     model_config = ConfigDict(extra="ignore")
 
-    action: Literal["tick", "promote", "rollback", "pause", "resume", "status"] = "tick"
+    action: Literal["tick", "promote", "rollback", "restore", "pause", "resume", "status"] = "tick"
     reason: str = "rolled back by an operator"
+    canary: bool = Field(default=False, description="promote: a waiting challenger's stepped canary, not at once")
 
 
 def build_ports(settings: RolloutSettings, clients: AwsClients, namespace: str) -> rollout.RolloutPorts:
@@ -75,7 +76,9 @@ class RolloutFunction:
         if command.action == "status":
             return {"action": "status", "state": self.ports.store.load(name)[0].model_dump(mode="json")}
         if command.action == "promote":
-            result = rollout.promote(self.ports, name, self.policy)
+            result = rollout.promote(self.ports, name, self.policy, canary=command.canary)
+        elif command.action == "restore":
+            result = rollout.restore_previous(self.ports, name)
         elif command.action == "rollback":
             result = rollout.rollback(self.ports, name, command.reason)
         elif command.action in ("pause", "resume"):

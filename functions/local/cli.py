@@ -89,11 +89,7 @@ def _say(message: str) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from functions.local.runtime import LocalRuntime, LocalScheduler
 
-    config = stage_config(args.stage)
-    if args.model_name:
-        from functions.adapters.registry import validate_model_name
-
-        config = config.model_copy(update={"model_name": validate_model_name(args.model_name)})
+    config = _serving(stage_config(args.stage), args.model_name)
     for port, what in ((args.port, "API"), (args.moto_port, "moto")):
         if port and _port_open(port):
             _say(f"error: port {port} ({what}) is already in use on 127.0.0.1; pick another with --port/--moto-port")
@@ -216,19 +212,37 @@ def cmd_train(args: argparse.Namespace) -> int:
             description=args.description or "",
             progress=_say,
         )
-        if args.champion and registry.get_aliases(name).get("champion") != card.version:
+        now_champion = registry.get_aliases(name).get("champion")
+        first = champion is None and now_champion == card.version  # a model's first version is its champion
+        if first or (args.champion and now_champion != card.version):
             if name == config.model_name:  # the stage's served model: the controller changes what serves
                 from functions.services import rollout
 
                 done = rollout.make_champion(
-                    _rollout_function(config, clients).ports, name, card.version, "mlops train --champion"
+                    _rollout_function(config, clients).ports,
+                    name,
+                    card.version,
+                    "first version of the model" if first else "mlops train --champion",
                 )
                 _say(f"{done.action}: {done.reason}; the live alias now serves v{card.version}")
-            else:
+            elif not first:
                 registry.set_aliases(
                     name, {"champion": card.version, "previous": champion}, reason="mlops train --champion"
                 )
         print(json.dumps({**card.summary(), "aliases": registry.get_aliases(name)}, indent=2, default=str))
+    return 0
+
+
+def cmd_champion(args: argparse.Namespace) -> int:
+    """Print the registry's champion version of the stage's model, or ``none``: what a deploy pins predict to."""
+    from functions.adapters.registry import S3ModelRegistry
+    from functions.config import NO_CHAMPION
+
+    config = stage_config(args.stage)
+    with aws_target(args, config) as (clients, config):
+        name = args.model_name or config.model_name
+        champion = S3ModelRegistry(clients.s3, config.registry_bucket).get_aliases(name).get("champion")
+    print(NO_CHAMPION if champion is None else champion)
     return 0
 
 
@@ -272,6 +286,15 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     return 1 if any(r.outcome == "failed" for r in results) else 0
 
 
+def _serving(config: StageConfig, model_name: str | None) -> StageConfig:
+    """The stage's configuration serving ``model_name`` instead of the stage's model (if given)."""
+    if not model_name:
+        return config
+    from functions.adapters.registry import validate_model_name
+
+    return config.model_copy(update={"model_name": validate_model_name(model_name)})
+
+
 def cmd_invoke(args: argparse.Namespace) -> int:
     from functions.local.events import load_event
     from functions.local.host import FunctionHost
@@ -290,7 +313,8 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         _say(f"error: cannot read event {args.event}: {exc}")
         return 2
     config = stage_config(args.stage)
-    with aws_target(args, config) as (clients, config):
+    with aws_target(args, config) as (clients, target):
+        config = _serving(target, args.model_name)
         if not args.aws:
             bootstrap_model(clients.s3, config, _say)
         host = FunctionHost(config, clients)
@@ -382,7 +406,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 
             name = config.model_name
             if args.command == "promote":
-                result = rollout.promote(function.ports, name, function.policy)
+                result = rollout.promote(function.ports, name, function.policy, canary=args.canary)
             elif args.command == "rollback":
                 result = rollout.rollback(function.ports, name, args.reason)
             elif args.command == "restore":
@@ -496,18 +520,21 @@ def build_parser() -> argparse.ArgumentParser:
     _target_options(models)
     models.set_defaults(func=cmd_models)
 
+    _add_champion(sub)
+
     invoke = sub.add_parser("invoke", help="run a handler on an event file (e.g. events/predict_single.json)")
     invoke.add_argument("function", help="predict, log-outcome, drift-check, retrain or rollout")
     invoke.add_argument("event", help="path to an event JSON file, or a name in events/")
+    invoke.add_argument(
+        "--model-name", help="the model the functions serve (default: the stage's; one served model per stage)"
+    )
     _target_options(invoke)
     invoke.set_defaults(func=cmd_invoke)
 
     status = sub.add_parser("status", help="aliases, the live alias weights, the rollout and its rollbacks")
     _target_options(status)
     status.set_defaults(func=cmd_rollout)
-    promote = sub.add_parser("promote", help="finish the running canary now, or start the canary of the challenger")
-    _target_options(promote)
-    promote.set_defaults(func=cmd_rollout)
+    _add_promote(sub)
     rollback = sub.add_parser("rollback", help="end the running canary now: weight to 0, challenger rejected")
     rollback.add_argument("--reason", default="rolled back by an operator", help="recorded with the rollback")
     _target_options(rollback)
@@ -520,6 +547,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_demo_and_openapi(sub)
     return parser
+
+
+def _add_champion(sub: Any) -> None:
+    champion = sub.add_parser(
+        "champion",
+        help="print the registry's champion version, or 'none' (what `make synth CHAMPION=...` pins predict to)",
+    )
+    champion.add_argument("--model-name", help="another model than the stage's")
+    _target_options(champion)
+    champion.set_defaults(func=cmd_champion)
+
+
+def _add_promote(sub: Any) -> None:
+    promote = sub.add_parser(
+        "promote", help="finish the running canary now, or make the waiting challenger champion now (or --canary)"
+    )
+    promote.add_argument(
+        "--canary",
+        action="store_true",
+        help="a waiting challenger: request its stepped canary instead (10%%, 50%%, 100%%)",
+    )
+    _target_options(promote)
+    promote.set_defaults(func=cmd_rollout)
 
 
 def _add_restore(sub: Any) -> None:

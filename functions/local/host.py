@@ -10,8 +10,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from functions.adapters.lambda_alias import PINNED_VARIABLE
 from functions.bootstrap import AwsClients, OutcomeEnvironment, PredictEnvironment
 from functions.config import StageConfig, function_environment
+from functions.errors import MlopsError
 from functions.handlers import drift_check, log_outcome, predict, retrain
 from functions.handlers import rollout as rollout_handler
 from functions.local.events import LocalContext
@@ -33,6 +35,12 @@ def settings_values(config: StageConfig, function: str, **overrides: str) -> dic
     values = {k.lower(): v for k, v in function_environment(config, function).items()}
     values.update({k.lower(): v for k, v in overrides.items()})
     return values
+
+
+class ServedModelMismatchError(MlopsError):
+    """The alias routes to a Lambda version pinned to another model than the one this runtime serves."""
+
+    code = "served_model_mismatch"
 
 
 class FairLock:
@@ -142,8 +150,15 @@ class FunctionHost:
         with self._lock:
             found = self._predict.get(version)
             if found is None:
-                pinned = self.rollout.ports.deployer.pinned_model_version(version)
-                overrides = {"MODEL_VERSION": str(pinned)} if pinned is not None else {}
+                variables = self.rollout.ports.deployer.variables(version)
+                pin = variables.get(PINNED_VARIABLE)
+                published_for = variables.get("MODEL_NAME", self.config.model_name)
+                if pin is not None and published_for != self.config.model_name:
+                    raise ServedModelMismatchError(
+                        f"Lambda version {version} is pinned to {published_for!r} v{pin}, not to a version of "
+                        f"{self.config.model_name!r}: one served model per stage (use a fresh `mlops serve` for it)"
+                    )
+                overrides = {PINNED_VARIABLE: pin} if pin is not None else {}
                 settings = PredictSettings.model_validate(settings_values(self.config, "predict", **overrides))
                 env = PredictEnvironment(settings, s3=self.clients.s3)
                 handler = predict.instrument(predict.PredictFunction(env))

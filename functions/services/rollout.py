@@ -485,8 +485,9 @@ def _as_operator(
     raise ConcurrentUpdateError(f"the rollout of {model_name} kept changing under this command; run it again")
 
 
-def promote(ports: RolloutPorts, model_name: str, policy: RolloutPolicy) -> TickResult:
-    """Operator: finish a running canary now, or start the canary of a waiting challenger."""
+def promote(ports: RolloutPorts, model_name: str, policy: RolloutPolicy, *, canary: bool = False) -> TickResult:
+    """Operator: finish a running canary now, or make a waiting challenger champion now (``make_champion``);
+    with ``canary``, request the waiting challenger's stepped canary instead (the next tick starts it)."""
 
     def act(state: RolloutState, etag: str | None) -> TickResult:
         if state.status == "canary":
@@ -498,6 +499,8 @@ def promote(ports: RolloutPorts, model_name: str, policy: RolloutPolicy) -> Tick
         challenger = ports.registry.get_aliases(model_name).get("challenger")
         if challenger is None:
             raise RolloutError(f"{model_name} has no challenger to promote and no canary running")
+        if not canary:
+            return make_champion(ports, model_name, challenger, "promoted by an operator without a canary")
         champion = ports.registry.get_aliases(model_name).get("champion")
         if not ports.store.request(model_name, challenger, champion, "requested by an operator"):
             raise RolloutError("a rollout is already pending")

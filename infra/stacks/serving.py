@@ -8,6 +8,7 @@ from aws_cdk import Stack
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from functions.adapters.lambda_alias import PINNED_VARIABLE
 from functions.config import StageConfig
 from infra.access import StorageRefs, grant_key, grant_objects
 from infra.assets import AssetDirs
@@ -22,7 +23,12 @@ MODELS = "models/"
 
 
 class ServingStack(Stack):
-    """What answers clients. Predict reads the registry and writes capture; log-outcome writes outcomes."""
+    """What answers clients. Predict reads the registry and writes capture; log-outcome writes outcomes.
+
+    ``model_version`` pins the predict version this stack publishes (``MODEL_VERSION``): the registry's
+    champion at deploy time, or ``none`` before there is one. Every environment of a Lambda version then
+    serves the same model, and the rollout controller publishes the versions that change it.
+    """
 
     def __init__(
         self,
@@ -33,6 +39,7 @@ class ServingStack(Stack):
         settings: InfraSettings,
         assets: AssetDirs,
         storage: StorageRefs,
+        model_version: str,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -50,7 +57,7 @@ class ServingStack(Stack):
             function="predict",
             code=code,
             layers={SERVING: self.layer},
-            environment=buckets,
+            environment={**buckets, PINNED_VARIABLE: model_version},
             description="POST /predict, GET /model, GET /health, GET /openapi.json (behind the alias live)",
         )
         role = self.predict.role

@@ -26,6 +26,38 @@ def test_the_app_stops_with_that_message_when_layers_build_is_absent(tmp_path: P
         infra_app.main(["--stage", "prod", "--outdir", str(tmp_path / "out")])
 
 
+@pytest.mark.parametrize(("given", "pin"), [(None, "none"), ("none", "none"), ("3", "3"), (7, "7"), (" 12 ", "12")])
+def test_the_champion_context_pins_the_predict_version(given, pin):
+    assert infra_app.champion_pin(given) == pin
+
+
+@pytest.mark.parametrize("given", ["0", "-1", "v3", "latest", "", "1.5"])
+def test_a_champion_context_that_is_no_version_stops_the_app_naming_it(given, tmp_path: Path):
+    with pytest.raises(ValueError, match="'champion' must be the registry's champion version"):
+        infra_app.champion_pin(given)
+    made = make_asset_dirs(tmp_path)
+    argv = ["--stage", "dev", "-c", f"asset_dirs={tmp_path}", "-c", f"champion={given}", "--outdir", str(tmp_path)]
+    with pytest.raises(SystemExit, match="'champion' must be"):
+        infra_app.main(argv)
+    assert made.function.is_dir() and not (tmp_path / "manifest.json").exists()
+
+
+def test_a_champion_given_at_synthesis_is_the_predict_versions_model_version(asset_dirs: AssetDirs):
+    from aws_cdk import App
+    from aws_cdk.assertions import Match, Template
+
+    stacks = infra_app.add_stage(App(context={**infra_app.feature_flags(), "champion": "3"}), "dev", asset_dirs)
+    template = Template.from_stack(stacks["serving"])
+
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": "functions.handlers.predict.lambda_handler",
+            "Environment": {"Variables": Match.object_like({"MODEL_VERSION": "3"})},
+        },
+    )
+
+
 def test_asset_dirs_context_points_elsewhere(tmp_path: Path):
     made = make_asset_dirs(tmp_path)
     assert assets.asset_dirs(str(tmp_path)) == made

@@ -73,6 +73,8 @@ def test_functions_run_python312_x86_64_traced_and_sized(synth: Synthesized, sta
         assert props["TracingConfig"] == {"Mode": "Active"}
         assert (props["MemorySize"], props["Timeout"]) == (sizing.memory_mb, sizing.timeout_seconds)
         assert props["Environment"]["Variables"]["OMP_NUM_THREADS"] == "1"
+        # Synthesized without a champion: the version CDK publishes serves none (503) until the first promotion.
+        assert props["Environment"]["Variables"].get("MODEL_VERSION") == ("none" if key == "predict" else None)
         assert len(props["Layers"]) == len(FUNCTION_LAYERS[key])
     assert settings.functions["retrain"].timeout_seconds <= config.retrain.lock_ttl_seconds
 

@@ -200,3 +200,67 @@ def test_a_csv_with_blank_cells_is_trained_served_in_every_form_and_labelled_thr
     assert main(["invoke", "log-outcome", str(outcomes), *target]) == 0
     out = capsys.readouterr().out
     assert json.loads(out[out.index("{") :])["body"]["accepted"] == len(distinct)
+
+
+@pytest.mark.parametrize("kind", ["ridge", "linear_regression", "random_forest", "hist_gradient_boosting"])
+def test_a_regression_csv_with_blank_cells_and_a_category_is_trained_served_and_labelled_through_the_cli(
+    moto_endpoint: str, tmp_path: Any, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    from tests.events import with_body
+
+    target = ["--endpoint-url", moto_endpoint]
+    model = ["--model-name", "diabetes"]
+    assert main(["train", "--data", "data/diabetes_missing.csv", "--target", "progression", "--categorical", "sex",
+                 "--estimator", kind,
+                 *model, *target]) == 0  # fmt: skip
+    card = _card(capsys.readouterr().out)
+    assert (card["task"], card["version"], card["aliases"]) == ("regression", 1, {"champion": 1})
+    row = {"age": 59.0, "sex": None, "bmi": None, "bp": None, "s1": 157.0, "s2": 93.2, "s3": 38.0, "s4": 4.0,
+           "s5": None, "s6": 87.0}  # fmt: skip
+    bodies = {
+        "features": {"features": row},
+        "rows": {"rows": [row, {**row, "sex": "sex_1", "bmi": 22.0}]},
+        "columns": {"columns": {k: [v] for k, v in row.items()}},
+    }
+    answers: dict[str, Any] = {}
+    for form, body in bodies.items():
+        path = tmp_path / f"{form}.json"
+        path.write_text(json.dumps(with_body("predict_batch", body)))
+        assert main(["invoke", "predict", str(path), *model, *target]) == 0, form
+        out = capsys.readouterr().out
+        answers[form] = json.loads(out[out.index("{") :])["body"]
+        assert (answers[form]["model_name"], answers[form]["model_version"]) == ("diabetes", 1)
+        assert all(isinstance(p, float) for p in answers[form]["predictions"])
+    # The same row answers the same in every form; a null is not a refusal.
+    assert answers["features"]["predictions"][0] == answers["rows"]["predictions"][0]
+    assert answers["columns"]["predictions"] == answers["features"]["predictions"]
+    outcomes = tmp_path / "outcomes.json"
+    ids = answers["rows"]["request_ids"]
+    outcomes.write_text(
+        json.dumps(with_body("log_outcome", {"outcomes": [{"request_id": i, "actual": 150.5} for i in ids]}))
+    )
+    assert main(["invoke", "log-outcome", str(outcomes), *model, *target]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out[out.index("{") :])["body"]["accepted"] == len(ids)
+
+
+def test_a_models_first_version_is_published_pinned_by_the_controller_and_champion_prints_it(
+    moto_endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from functions.adapters.lambda_alias import LambdaAliasDeployer
+    from functions.bootstrap import AwsClients
+
+    target = ["--endpoint-url", moto_endpoint]
+    cfg = stage_config("local")
+    assert main(["champion", *target]) == 0
+    assert capsys.readouterr().out == "none\n"  # what `make synth CHAMPION=...` pins to before any model
+
+    assert main(["train", *target]) == 0
+    err = capsys.readouterr().err
+    assert "promote: first version of the model; the live alias now serves v1" in err
+
+    assert main(["champion", *target]) == 0
+    assert capsys.readouterr().out == "1\n"
+    deployer = LambdaAliasDeployer(AwsClients().lambda_, cfg.predict_function_name, cfg.rollout.alias_name)
+    routing = deployer.routing()
+    assert routing.weights == {} and deployer.pinned_model_version(routing.stable_version) == 1

@@ -194,6 +194,24 @@ def test_an_execution_environment_keeps_serving_the_model_it_loaded(
     assert call(predict_function(), load_event("predict_single"), lambda_context)[1]["model_version"] == 2
 
 
+@pytest.mark.parametrize("event_name", ["predict_single", "model", "health"])
+def test_a_version_deployed_with_no_champion_serves_none_even_once_one_exists(
+    champion, predict_function, lambda_context, event_name: str
+):
+    """MODEL_VERSION=none (CDK synthesized before any champion): 503 saying what publishes a serving version."""
+    event = load_event(event_name)
+
+    response = predict_function(model_version="none").handle(event, lambda_context)
+    metrics.clear_metrics()
+
+    body = response_json(response)
+    assert response["statusCode"] == 503 and int(response["headers"]["Retry-After"]) > 0
+    reason = body["reason"] if event_name == "health" else body["message"]
+    assert "no champion of 'breast-cancer' to serve yet" in reason and "first promotion" in reason
+    if event_name != "health":
+        assert body["code"] == "model_unavailable" and body["request_id"] == request_id(event)
+
+
 def test_pin_to_a_missing_version_is_503(champion, predict_function, lambda_context):
     status, body = call(predict_function(model_version=7), load_event("predict_single"), lambda_context)
 

@@ -782,18 +782,38 @@ def test_an_operator_promotion_during_the_canary_makes_the_challenger_champion_n
     assert world.tick().action == "none"
 
 
-def test_an_operator_promotion_of_a_waiting_challenger_requests_its_canary(world: World) -> None:
+def _waiting_challenger(world: World) -> None:
     uri = world.datasets.upload("challenger.csv", CSV_TEXT.encode())
     spec = CFG.demo.training.model_copy(update={"estimator": GOOD_CHALLENGER})
     train_and_register(world.registry, world.datasets, model_name=NAME, dataset_uri=uri, spec=spec)
     world.registry.set_aliases(NAME, {"challenger": 2})
 
+
+def test_an_operator_promotion_of_a_waiting_challenger_makes_it_champion_at_once_through_the_controller(
+    world: World,
+) -> None:
+    _waiting_challenger(world)
+
     result = rollout.promote(world.ports, NAME, world.policy)
+
+    assert (result.action, result.state.status, result.state.challenger_version) == ("promote", "promoted", 2)
+    routing = world.routing()
+    assert routing.weights == {} and world.pinned_model(routing.stable_version) == "2"
+    assert world.registry.get_aliases(NAME) == {"champion": 2, "previous": 1}
+    assert "made champion at once" in result.state.history[-1].what
+    assert world.send(20).model_versions == Counter({2: 20})
+    assert world.tick().action == "none"
+
+
+def test_an_operator_promotion_with_canary_of_a_waiting_challenger_requests_its_canary(world: World) -> None:
+    _waiting_challenger(world)
+
+    result = rollout.promote(world.ports, NAME, world.policy, canary=True)
 
     assert (result.action, result.state.status, result.state.challenger_version) == ("requested", "pending", 2)
     assert world.routing().weights == {}
     with pytest.raises(rollout.RolloutError, match="already pending"):
-        rollout.promote(world.ports, NAME, world.policy)
+        rollout.promote(world.ports, NAME, world.policy, canary=True)
     assert world.tick().action == "start"
     assert world.routing().weights == {"2": 0.1}
 
