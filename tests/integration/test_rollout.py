@@ -951,3 +951,35 @@ def test_making_a_champion_at_once_is_refused_while_a_canary_runs(world: World) 
     with pytest.raises(rollout.RolloutError, match="finish it .* or roll it back"):
         rollout.make_champion(world.ports, NAME, 2, "too early")
     assert world.routing().weights != {}
+
+
+def test_the_rollout_function_takes_promote_with_canary_and_restore_from_an_operator(
+    world: World, lambda_context: Any
+) -> None:
+    values = {k.lower(): v for k, v in function_environment(CFG, "rollout").items()}
+    function = RolloutFunction(RolloutSettings.model_validate(values), world.clients, CFG.metrics_namespace)
+    function.ports, function.policy = world.ports, world.policy
+    _waiting_challenger(world)
+
+    requested = function.handle({"action": "promote", "canary": True}, lambda_context)
+    assert (requested["action"], requested["state"]["status"]) == ("requested", "pending")
+    function.handle({"action": "rollback", "reason": "not now"}, lambda_context)
+    world.registry.set_aliases(NAME, {"challenger": 2})
+    promoted = function.handle({"action": "promote"}, lambda_context)
+    assert (promoted["action"], world.registry.get_aliases(NAME)["champion"]) == ("promote", 2)
+
+    restored = function.handle({"action": "restore"}, lambda_context)
+
+    assert restored["action"] == "promote" and world.registry.get_aliases(NAME)["champion"] == 1
+    assert world.pinned_model(world.routing().stable_version) == "1"
+
+
+def test_a_host_serving_another_model_refuses_a_version_pinned_to_this_one(world: World) -> None:
+    from functions.local.host import ServedModelMismatchError
+
+    pinned = world.ports.deployer.publish_pinned(1)
+    world.ports.deployer.route_all(pinned)
+    other = FunctionHost(CFG.model_copy(update={"model_name": "iris"}), world.clients)
+
+    with pytest.raises(ServedModelMismatchError, match=f"Lambda version {pinned} is pinned to 'breast-cancer' v1"):
+        other.predict_environment(pinned)
