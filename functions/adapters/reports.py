@@ -15,12 +15,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.adapters.s3 import get_bytes, put_bytes
+from functions.config import METRICS_NAMESPACE
 from functions.domain.drift import DriftCheckReport, FeatureDistribution, FeatureDrift
 from functions.errors import StorageError
-from functions.observability import EnvironmentMetrics
+from functions.observability import EnvironmentMetrics, MetricLine
 
 if TYPE_CHECKING:
     from functions.services.drift_check import MetricPoint
@@ -138,17 +139,12 @@ class EmfMetricSink:
         """
         for name, value in dimensions.items():
             self._metrics.add_dimension(name=name, value=value)
+        namespace = self._metrics.namespace or METRICS_NAMESPACE
         for point in points:
             unit = MetricUnit[point.unit]
             if point.dimensions:
-                with single_metric(
-                    name=point.name,
-                    unit=unit,
-                    value=point.value,
-                    namespace=self._metrics.namespace,
-                    default_dimensions={**dimensions, **point.dimensions},
-                ):
-                    pass
+                # Exactly the documented dimension set: Powertools' single_metric would add a "service" one.
+                MetricLine(namespace, {**dimensions, **point.dimensions}, {point.name: unit.value}).emit([point.value])
             else:
                 self._metrics.add_metric(name=point.name, unit=unit, value=point.value)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from functions.config import StageConfig
 from functions.local.demo import LOG_DIR, http
+from functions.local.observability import MetricPoint
 from functions.local.runtime import DATA_DIR, LocalRuntime, LocalScheduler
 
 # The drift we inject: tumours that measure larger than anything in the training distribution.
@@ -232,8 +233,11 @@ class Lifecycle:
         self.say(f"champion is still v{final.get('champion')}; aliases {final}")
 
 
-def run_lifecycle(config: StageConfig, seed: int = 7) -> dict[str, bool]:
-    """The whole loop on the embedded default; returns each check and whether it held."""
+def run_lifecycle(config: StageConfig, seed: int = 7, emitted: list[MetricPoint] | None = None) -> dict[str, bool]:
+    """The whole loop on the embedded default; returns each check and whether it held.
+
+    With ``emitted``, every metric value the handlers emitted (as EMF) is appended to it.
+    """
     timeline = Timeline()
     LOG_DIR.mkdir(exist_ok=True)
     with (
@@ -245,6 +249,8 @@ def run_lifecycle(config: StageConfig, seed: int = 7) -> dict[str, bool]:
         acts.drift()
         acts.retrain_and_promote()
         acts.bad_candidate()
+        if emitted is not None:
+            emitted.extend(runtime.metrics.points)
     timeline.say("stopped: API closed, moto stopped, nothing left running")
     print("\nTimeline")
     for at, message in timeline.entries:
