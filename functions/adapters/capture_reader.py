@@ -1,4 +1,9 @@
-"""Reading captured traffic back, one object at a time, so memory stays bounded by one object."""
+"""Reading captured traffic back, one object at a time, so memory stays bounded by one object.
+
+A window's keys come from one listing of the model's capture prefix that starts just before the
+window's first hour partition and stops at the first key past its last: the LIST requests grow with
+the objects in the window (up to 1000 keys a page), not with its hours or days.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import numpy as np
 import pydantic_core
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.adapters.s3 import get_bytes, list_keys
+from functions.adapters.s3 import error_code, get_bytes
 from functions.adapters.skipped import SkippedRecords
 from functions.errors import StorageError
 
@@ -39,7 +44,7 @@ class CapturedRequest:
 
 
 def hour_prefixes(prefix: str, model_name: str, start: datetime, end: datetime) -> list[str]:
-    """The ``dt=/hour=`` partitions that can hold records between ``start`` and ``end``."""
+    """The ``dt=/hour=`` partitions that can hold records between ``start`` and ``end``, in key order."""
     out = []
     hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     while hour <= end:
@@ -57,10 +62,29 @@ class S3CaptureReader:
         self.prefix = prefix
 
     def keys(self, model_name: str, start: datetime, end: datetime) -> list[str]:
+        """Every key in the hour partitions of ``[start, end]`` (those ``hour_prefixes`` names), sorted.
+
+        Partition names sort in time order (``dt=YYYY-MM-DD/hour=HH/``), so one paginated listing of
+        the model's prefix, starting after the name of the first hour and ending at the first key
+        past the last hour, returns exactly the keys that listing each hour would, in far fewer
+        requests: about one per 1000 keys of the window.
+
+        Raises:
+            StorageError: the listing failed.
+        """
+        partitions = hour_prefixes(self.prefix, model_name, start, end)
+        if not partitions:
+            return []
+        wanted, width, last = set(partitions), len(partitions[0]), partitions[-1]
+        root = f"{self.prefix.strip('/')}/{model_name}/"
         keys: list[str] = []
-        for partition in hour_prefixes(self.prefix, model_name, start, end):
-            keys.extend(list_keys(self._s3, self.bucket, partition))
-        return sorted(keys)
+        for key in _keys_after(self._s3, self.bucket, root, partitions[0].rstrip("/")):
+            partition = key[:width]
+            if partition > last:
+                break  # every later key sorts after this one, so after the window too
+            if partition in wanted:
+                keys.append(key)
+        return keys
 
     def iter_requests(
         self,
@@ -108,6 +132,19 @@ class S3CaptureReader:
                 yield number, pydantic_core.from_json(line)
             except ValueError:
                 skipped.skip("capture", f"{key} line {number}", "not JSON")
+
+
+def _keys_after(s3: Any, bucket: str, prefix: str, start_after: str) -> Iterator[str]:
+    """The keys under ``prefix`` that sort after ``start_after``, in key order; a page is asked for only when needed."""
+    try:
+        paginator = s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, StartAfter=start_after):
+            for entry in page.get("Contents", []):
+                yield entry["Key"]
+    except ClientError as exc:
+        raise StorageError(f"listing s3://{bucket}/{prefix} failed: {error_code(exc)}") from exc
+    except BotoCoreError as exc:
+        raise StorageError(f"listing s3://{bucket}/{prefix} failed: {type(exc).__name__}") from exc
 
 
 def _is_number(value: Any) -> bool:
