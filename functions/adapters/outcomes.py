@@ -1,14 +1,25 @@
-"""Ground-truth outcomes in the data bucket: idempotent batch writes, de-duplicated reads."""
+"""Ground-truth outcomes in the data bucket: idempotent batch writes, de-duplicated reads bounded by time."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from functions.adapters.s3 import get_bytes, list_keys, put_bytes
+from botocore.exceptions import BotoCoreError, ClientError
+
+from functions.adapters.s3 import error_code, get_bytes, list_keys, put_bytes
 from functions.adapters.skipped import SkippedRecords
+from functions.errors import StorageError
+
+# How long before a window began an outcome is still read by ``read_since``. An outcome is received
+# after the request it labels was served, so the outcomes of a window's requests are all received
+# after the window began; the grace absorbs the clocks that stamp the two (predict's ``ts`` and
+# log-outcome's ``received_at``, on different hosts) disagreeing. An hour is far more than clocks
+# drift and costs at most the previous day's partition when a window begins just after midnight.
+OUTCOME_GRACE = timedelta(hours=1)
 
 
 class S3OutcomeStore:
@@ -16,7 +27,8 @@ class S3OutcomeStore:
 
     The key is the hash of the batch's content, and the write is If-None-Match, so re-sending
     the same batch stores nothing new. Reads keep one outcome per request id (the latest), so a
-    record re-sent in another batch is still seen once by the join.
+    record re-sent in another batch is still seen once by the join. ``dt=`` is the UTC day the
+    batch was received, so ``read_since`` opens only the days since a window began.
     """
 
     def __init__(self, s3: Any, bucket: str, prefix: str = "outcomes") -> None:
@@ -33,7 +45,7 @@ class S3OutcomeStore:
         Raises:
             StorageError: the write failed; nothing may be assumed stored.
         """
-        received_at = received_at or datetime.now(UTC)
+        received_at = (received_at or datetime.now(UTC)).astimezone(UTC)
         canonical = json.dumps(
             sorted(([rid, actual] for rid, actual in outcomes), key=lambda p: p[0]),
             separators=(",", ":"),
@@ -51,34 +63,117 @@ class S3OutcomeStore:
         return True
 
     def read_all(self, model_name: str, skipped: SkippedRecords | None = None) -> dict[str, Any]:
-        """Every stored outcome of ``model_name`` by request id (latest received wins).
+        """Every stored outcome of ``model_name`` by request id (latest received wins), however old.
 
-        A line that is not JSON, or not an object with a string ``request_id``, an ``actual`` and a string
-        ``received_at``, is skipped and counted in ``skipped``.
+        For an operator's look at the whole history; the checks read ``read_since`` their window. A
+        line that is not JSON, or not an object with a string ``request_id``, an ``actual`` and a
+        string ``received_at``, is skipped and counted in ``skipped``.
         """
         skipped = skipped if skipped is not None else SkippedRecords()
+        keys = list_keys(self._s3, self.bucket, self._model_prefix(model_name))
+        return self._latest(keys, None, skipped)
+
+    def read_since(
+        self,
+        model_name: str,
+        since: datetime,
+        *,
+        grace: timedelta = OUTCOME_GRACE,
+        skipped: SkippedRecords | None = None,
+    ) -> dict[str, Any]:
+        """The outcomes of ``model_name`` received at or after ``since - grace``, by request id (latest wins).
+
+        Only the ``dt=`` days from that moment's UTC day on are listed (one listing that starts
+        after the earlier days) and opened; a record of that first day received earlier is left
+        out. There is no upper bound: a label received after the window ended (a late label) is
+        read as long as it is stored when this is called.
+
+        Args:
+            model_name: the model whose outcomes are read.
+            since: when the window began (timezone-aware), e.g. a drift-check window's start,
+                the first day of a retrain's capture window or the start of a canary stage.
+            grace: how long before ``since`` an outcome still counts (see ``OUTCOME_GRACE``).
+            skipped: counts corrupt records, as ``read_all`` does; a record whose ``received_at``
+                is not an ISO 8601 time is counted there too.
+
+        Returns:
+            The actual value of each request id.
+
+        Raises:
+            StorageError: listing or reading failed.
+        """
+        skipped = skipped if skipped is not None else SkippedRecords()
+        cutoff = (since - grace).astimezone(UTC)
+        base = self._model_prefix(model_name)
+        # Keys sort by day; every key of the cutoff's day and later sorts after "<base>dt=<that day>".
+        keys = list(_keys_after(self._s3, self.bucket, base, f"{base}dt={cutoff:%Y-%m-%d}"))
+        return self._latest(keys, cutoff, skipped)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _model_prefix(self, model_name: str) -> str:
+        return f"{self.prefix}/{model_name}/"
+
+    def _latest(self, keys: list[str], cutoff: datetime | None, skipped: SkippedRecords) -> dict[str, Any]:
         latest: dict[str, tuple[str, Any]] = {}
-        for key in list_keys(self._s3, self.bucket, f"{self.prefix}/{model_name}/"):
+        for key in keys:
             found = get_bytes(self._s3, self.bucket, key)
             if found is None:
                 continue
             for number, line in enumerate(found[0].splitlines(), start=1):
-                if not line.strip():
+                rec = _outcome(line)
+                if isinstance(rec, str):
+                    skipped.skip("outcomes", f"{key} line {number}", rec)
                     continue
-                try:
-                    rec = json.loads(line)
-                except ValueError:  # JSONDecodeError, or bytes that are not UTF-8
-                    skipped.skip("outcomes", f"{key} line {number}", "not JSON")
+                if rec is None:
                     continue
-                if (
-                    type(rec) is not dict
-                    or type(rec.get("request_id")) is not str
-                    or "actual" not in rec
-                    or type(rec.get("received_at")) is not str
-                ):
-                    skipped.skip("outcomes", f"{key} line {number}", "not an outcome record")
-                    continue
+                if cutoff is not None:
+                    received = _received(rec["received_at"])
+                    if received is None:
+                        skipped.skip("outcomes", f"{key} line {number}", "received_at is not an ISO 8601 time")
+                        continue
+                    if received < cutoff:
+                        continue
                 prev = latest.get(rec["request_id"])
                 if prev is None or rec["received_at"] >= prev[0]:
                     latest[rec["request_id"]] = (rec["received_at"], rec["actual"])
         return {rid: actual for rid, (_, actual) in latest.items()}
+
+
+def _outcome(line: bytes) -> dict[str, Any] | str | None:
+    """The outcome record one line holds, None for a blank line, or why it is not one."""
+    if not line.strip():
+        return None
+    try:
+        rec = json.loads(line)
+    except ValueError:  # JSONDecodeError, or bytes that are not UTF-8
+        return "not JSON"
+    if (
+        type(rec) is not dict
+        or type(rec.get("request_id")) is not str
+        or "actual" not in rec
+        or type(rec.get("received_at")) is not str
+    ):
+        return "not an outcome record"
+    return rec
+
+
+def _received(stamp: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    # put_batch writes UTC with its offset; a stamp without one is read as UTC rather than refused.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _keys_after(s3: Any, bucket: str, prefix: str, start_after: str) -> Iterator[str]:
+    """The keys under ``prefix`` that sort after ``start_after``, in key order."""
+    try:
+        paginator = s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, StartAfter=start_after):
+            for entry in page.get("Contents", []):
+                yield entry["Key"]
+    except ClientError as exc:
+        raise StorageError(f"listing s3://{bucket}/{prefix} failed: {error_code(exc)}") from exc
+    except BotoCoreError as exc:
+        raise StorageError(f"listing s3://{bucket}/{prefix} failed: {type(exc).__name__}") from exc

@@ -72,9 +72,9 @@ class CaptureSource(Protocol):
 class OutcomeSource(Protocol):
     """Ground truth recorded by log-outcome."""
 
-    def read_all(self, model_name: str, skipped: SkippedRecords | None = None) -> dict[str, Any]:
-        """Every outcome of ``model_name`` by row id (``<request_id>-<i>``); corrupt records are skipped and
-        counted in ``skipped``."""
+    def read_since(self, model_name: str, since: datetime, *, skipped: SkippedRecords | None = None) -> dict[str, Any]:
+        """The outcomes of ``model_name`` received since ``since`` (less the store's grace for clocks that
+        disagree), by row id (``<request_id>-<i>``); corrupt records are skipped and counted in ``skipped``."""
         ...
 
 
@@ -487,7 +487,7 @@ def check_drift(
     Args:
         registry: resolves the alias and reads the card (its baseline, metrics, task).
         captures: the captured traffic.
-        outcomes: the ground truth, joined on row id.
+        outcomes: the ground truth, joined on row id; only what was received since the window began is read.
         publisher: the event bus.
         reports: where the reports go.
         metrics: where the metrics go.
@@ -509,7 +509,7 @@ def check_drift(
     version = model_version if model_version is not None else registry.resolve(model_name, alias)
     card = registry.get_card(model_name, version)
     skipped = SkippedRecords()
-    known = outcomes.read_all(model_name, skipped=skipped)
+    known = outcomes.read_since(model_name, window.start, skipped=skipped)  # a window's labels come after it began
     scan = _scan(captures, known, card, window, sample_size=sample_size, seed=seed, skipped=skipped)
     drift = scan.drift.report(policy)
     performance = None

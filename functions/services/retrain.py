@@ -571,8 +571,10 @@ def load_training_data(
     """The champion's base dataset plus the captured rows of ``[start, end]`` that have outcomes.
 
     A row id (``<request_id>-<i>``) counts once however often it was captured; its outcome is the
-    latest recorded. Captured rows whose values or label do not fit the champion's schema or
-    classes are dropped and counted; corrupt capture or outcome records are skipped and counted.
+    latest recorded. Only outcomes received since ``start`` are read (``S3OutcomeStore.read_since``):
+    a row's label comes after it was served. Captured rows whose values or label do not fit the
+    champion's schema or classes are dropped and counted; corrupt capture or outcome records are
+    skipped and counted.
 
     Raises:
         TrainingError: the base dataset is missing, unreadable, not the bytes the champion's card
@@ -586,7 +588,7 @@ def load_training_data(
     if missing:
         raise TrainingError(f"base dataset {champion.training_data.uri} lacks the champion's columns {missing}")
     skipped = SkippedRecords()
-    labels = ports.outcomes.read_all(champion.name, skipped=skipped)
+    labels = ports.outcomes.read_since(champion.name, start, skipped=skipped)
     columns: dict[str, list[Any]] = {f.name: [] for f in specs}
     targets: list[Any] = []
     seen: set[str] = set()

@@ -70,7 +70,7 @@ class FakeCaptures:
 class FakeOutcomes:
     outcomes: dict[str, Any] = field(default_factory=dict)
 
-    def read_all(self, model_name: str, skipped: Any = None) -> dict[str, Any]:
+    def read_since(self, model_name: str, since: datetime, *, skipped: Any = None) -> dict[str, Any]:
         return dict(self.outcomes)
 
 
