@@ -18,6 +18,8 @@ METRICS_NAMESPACE = "ServerlessMLOps"
 # MODEL_VERSION of a predict version published when no model was champion yet: it answers 503 until
 # the rollout controller's first promotion publishes a version pinned to the champion.
 NO_CHAMPION = "none"
+# What the storage stack exports (``StageConfig.export_name``): the other stacks import them; `mlops --aws` reads them.
+STORAGE_EXPORTS = ("registry-bucket-name", "registry-bucket-arn", "data-bucket-name", "data-bucket-arn", "data-key-arn")
 
 
 class DemoDataset(BaseModel):
@@ -127,6 +129,17 @@ class StageConfig(BaseModel):
     def predict_function_name(self) -> str:
         return self.resource_name("predict")
 
+    @property
+    def canary_alarm_prefix(self) -> str:
+        """Prefix of the alarms the rollout controller creates and deletes; the IAM scope of its alarm rights."""
+        return f"{self.predict_function_name}-canary"
+
+    def export_name(self, what: str) -> str:
+        """The storage stack's CloudFormation export of ``what`` (one of ``STORAGE_EXPORTS``)."""
+        if what not in STORAGE_EXPORTS:
+            raise KeyError(f"no storage export {what!r}; the storage stack exports {', '.join(STORAGE_EXPORTS)}")
+        return self.resource_name(what)
+
 
 STAGES: dict[str, StageConfig] = {
     "local": StageConfig(
@@ -227,6 +240,7 @@ def function_environment(config: StageConfig, function: str) -> dict[str, str]:
         return {
             **loop,
             "PREDICT_FUNCTION_NAME": config.predict_function_name,
+            "CANARY_ALARM_PREFIX": config.canary_alarm_prefix,
             "ALIAS_NAME": o.alias_name,
             "STAGES": ",".join(str(s) for s in o.stages),
             "BAKE_SECONDS": str(o.bake_seconds),

@@ -117,6 +117,7 @@ class RolloutSettings(_Common):
 
     capture_prefix: str = "capture"
     predict_function_name: str
+    canary_alarm_prefix: str = Field(min_length=1)
     alias_name: str = "live"
     stages: str = "0.1,0.5,1.0"
     bake_seconds: float = Field(default=600.0, ge=0)

@@ -17,7 +17,6 @@ from constructs import IConstruct
 
 from functions.config import StageConfig
 from infra.nag import acknowledge_wildcards
-from infra.naming import export_name
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ class StorageRefs:
     @classmethod
     def imported(cls, config: StageConfig) -> StorageRefs:
         def value(what: str) -> str:
-            return Fn.import_value(export_name(config, what))
+            return Fn.import_value(config.export_name(what))
 
         return cls(
             registry=BucketRef("registry", value("registry-bucket-name"), value("registry-bucket-arn")),

@@ -20,16 +20,6 @@ def schedule_rule_name(config: StageConfig, function: FunctionKey) -> str:
     return f"{config.resource_name(function)}-schedule"
 
 
-def canary_alarm_prefix(config: StageConfig) -> str:
-    """Prefix of the alarms the rollout controller creates and deletes (see functions/handlers/rollout.py)."""
-    return f"{config.predict_function_name}-canary"
-
-
-def export_name(config: StageConfig, what: str) -> str:
-    """Name of a CloudFormation export of the storage stack (readable in IAM policies and cdk-nag findings)."""
-    return config.resource_name(what)
-
-
 def api_name(config: StageConfig) -> str:
     return config.resource_name("api")
 

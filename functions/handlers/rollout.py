@@ -44,7 +44,7 @@ def build_ports(settings: RolloutSettings, clients: AwsClients, namespace: str) 
         capture=S3CaptureReader(clients.s3, settings.data_bucket, settings.capture_prefix),
         outcomes=S3OutcomeStore(clients.s3, settings.data_bucket, settings.outcomes_prefix),
         publisher=EventBridgePublisher(clients.events, settings.event_bus_name, settings.event_source),
-        alarm_prefix=f"{settings.predict_function_name}-canary",
+        alarm_prefix=settings.canary_alarm_prefix,
         max_p99_latency_ms=settings.max_p99_latency_ms,
         alarm_actions=[settings.alarm_topic_arn] if settings.alarm_topic_arn else [],
     )

@@ -67,8 +67,8 @@ def aws_target(args: argparse.Namespace, config: StageConfig) -> Iterator[Any]:
 def deployed_config(clients: Any, config: StageConfig) -> StageConfig:
     """The stage's configuration with the bucket names the storage stack actually created (its exports)."""
     wanted = {
-        config.resource_name("registry-bucket-name"): "registry_bucket",
-        config.resource_name("data-bucket-name"): "data_bucket",
+        config.export_name("registry-bucket-name"): "registry_bucket",
+        config.export_name("data-bucket-name"): "data_bucket",
     }
     found: dict[str, str] = {}
     for page in clients.client("cloudformation").get_paginator("list_exports").paginate():

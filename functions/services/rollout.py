@@ -55,9 +55,9 @@ class RolloutPorts:
     deployer: LambdaAliasDeployer
     cloudwatch: CloudWatchAdapter
     capture: S3CaptureReader
+    alarm_prefix: str  # StageConfig.canary_alarm_prefix: the IAM scope of the controller's alarm rights
     outcomes: S3OutcomeStore | None = None
     publisher: EventBridgePublisher | None = None
-    alarm_prefix: str = "mlops-canary"
     max_p99_latency_ms: float = 1000.0
     alarm_actions: list[str] = field(default_factory=list)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)

@@ -20,7 +20,7 @@ from infra.constructs.failures import FailedInvocationsConstruct
 from infra.constructs.function import FunctionConstruct
 from infra.constructs.layer import LayerConstruct
 from infra.nag import acknowledge_wildcards
-from infra.naming import canary_alarm_prefix, code_deploy_names
+from infra.naming import code_deploy_names
 from infra.settings import InfraSettings
 from layers.build import SCIENCE, SERVING
 
@@ -186,7 +186,7 @@ class MonitoringStack(Stack):
                     stack.format_arn(
                         service="cloudwatch",
                         resource="alarm",
-                        resource_name=f"{canary_alarm_prefix(c)}-*",
+                        resource_name=f"{c.canary_alarm_prefix}-*",
                         arn_format=ArnFormat.COLON_RESOURCE_NAME,
                     )
                 ],

@@ -9,7 +9,6 @@ from constructs import Construct
 
 from functions.config import StageConfig
 from infra.constructs.storage import StorageConstruct
-from infra.naming import export_name
 from infra.settings import InfraSettings
 
 
@@ -29,4 +28,4 @@ class StorageStack(Stack):
             "data-key-arn": self.storage.key.key_arn,
         }
         for what, value in exports.items():
-            CfnOutput(self, what.title().replace("-", ""), value=value, export_name=export_name(config, what))
+            CfnOutput(self, what.title().replace("-", ""), value=value, export_name=config.export_name(what))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.naming import export_name, function_name
+from infra.naming import function_name
 from infra.settings import FUNCTIONS
 
 from .policies import Statement, function_roles, may, role_statements
@@ -33,7 +33,7 @@ def objects(stage: str, stage_settings):
     config, _ = stage_settings[stage]
 
     def arn(bucket: str, key: str) -> str:
-        return f"{export_name(config, f'{bucket}-bucket-arn')}/{key}"
+        return f"{config.export_name(f'{bucket}-bucket-arn')}/{key}"
 
     return arn
 
@@ -94,10 +94,17 @@ def test_only_rollout_moves_the_alias_or_publishes_versions(roles, stage: str, s
     assert holders(roles, "lambda:UpdateFunctionConfiguration", other) == set()
 
 
-def test_rollout_manages_only_canary_alarms(roles, stage: str, stage_settings):
+def test_rollout_manages_only_canary_alarms(roles, synth: Synthesized, stage: str, stage_settings):
     config, _ = stage_settings[stage]
+    (rollout,) = [
+        r["Properties"]
+        for r in synth.resources(stage, "monitoring", "AWS::Lambda::Function").values()
+        if r["Properties"]["FunctionName"] == function_name(config, "rollout")
+    ]
+    prefix = rollout["Environment"]["Variables"]["CANARY_ALARM_PREFIX"]  # what the controller names its alarms by
+    assert prefix == config.canary_alarm_prefix
     alarm = f"arn:aws:cloudwatch:{config.region}:<AWS::AccountId>:alarm:"
-    canary = f"{alarm}{config.predict_function_name}-canary-{MODEL}-v4-errors"
+    canary = f"{alarm}{prefix}-{MODEL}-v4-errors"
     assert holders(roles, "cloudwatch:PutMetricAlarm", canary) == {"rollout"}
     assert holders(roles, "cloudwatch:DeleteAlarms", canary) == {"rollout"}
     assert holders(roles, "cloudwatch:DeleteAlarms", f"{alarm}{config.resource_name('predict-errors')}") == set()

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from functions.adapters.events import MODEL_DRIFT_DETECTED, MODEL_PERFORMANCE_DEGRADED
-from infra.naming import canary_alarm_prefix, code_deploy_alarm_names, function_name, schedule_rule_name
+from infra.naming import code_deploy_alarm_names, function_name, schedule_rule_name
 
 from .synthesis import Synthesized
 
@@ -110,7 +110,7 @@ def test_every_alarm_notifies_the_encrypted_topic(synth: Synthesized, stage: str
         "failed-invocations",
     }
     assert {config.resource_name(name) for name in expected} <= names
-    assert not any(str(name).startswith(canary_alarm_prefix(config)) for name in names), (
+    assert not any(str(name).startswith(config.canary_alarm_prefix) for name in names), (
         "the rollout controller may delete alarms under its canary prefix"
     )
 

@@ -8,7 +8,7 @@ from typing import Any
 from aws_cdk.assertions import Match
 
 from functions.adapters.locks import LOCK_PREFIX
-from infra.naming import export_name
+from functions.config import STORAGE_EXPORTS
 
 from .synthesis import Synthesized
 
@@ -111,7 +111,7 @@ def test_exports_are_the_names_other_stacks_import(synth: Synthesized, stage: st
     for role in ("serving", "monitoring"):
         collect(synth.json(stage, role))
     assert imported == exported
-    assert export_name(config, "registry-bucket-name") in exported
+    assert exported == {config.export_name(what) for what in STORAGE_EXPORTS}  # one list, in functions/config.py
     synth.template(stage, "storage").has_output("*", {"Export": {"Name": Match.string_like_regexp("-data-key-arn$")}})
 
 
