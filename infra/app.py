@@ -1,12 +1,18 @@
-"""The CDK app: ``python -m infra.app [--stage dev|prod]`` synthesizes every stack of a stage into cdk.out/."""
+"""The CDK app: ``python -m infra.app --stage dev|prod`` synthesizes every stack of a stage into cdk.out/.
+
+Through the CDK CLI (``cdk.json``) the stage is the context ``stage`` and must be given: the app
+never picks one, so no command (``cdk bootstrap`` included) synthesizes another stage than the
+operator's. Lambda assets missing from layers/build are built first (as ``make layer``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aws_cdk import App, Environment, Stack
@@ -20,8 +26,8 @@ from infra.stacks.monitoring import MonitoringStack
 from infra.stacks.serving import ServingStack
 from infra.stacks.storage import StorageStack
 
-DEFAULT_STAGE = "dev"
 CHAMPION_CONTEXT = "champion"
+STAGES = ("dev", "prod")
 
 
 def champion_pin(value: Any) -> str:
@@ -97,6 +103,33 @@ def build_app(
     return app
 
 
+def _build_layers() -> int:
+    """``python -m layers.build`` (what ``make layer`` runs), its output on stderr; returns its exit status."""
+    return subprocess.run([sys.executable, "-m", "layers.build"], cwd=REPO, stdout=sys.stderr, check=False).returncode
+
+
+def ensure_assets(context_value: object | None, build: Callable[[], int] | None = None) -> AssetDirs:
+    """The Lambda asset directories; layers/build is built first when it is missing (never a directory named
+    by the context ``asset_dirs``).
+
+    Raises:
+        MissingAssetsError: a named directory lacks the layout, or the build failed.
+    """
+    try:
+        return asset_dirs(context_value)
+    except MissingAssetsError:
+        if context_value:
+            raise
+    print(
+        "Lambda assets not found in layers/build: building them now (python -m layers.build, as `make layer`;"
+        " a few minutes the first time)",
+        file=sys.stderr,
+    )
+    if (build or _build_layers)() != 0:
+        raise MissingAssetsError("building the Lambda assets failed (see above); fix it, then run `make layer`")
+    return asset_dirs(None)
+
+
 def _context(pairs: Sequence[str]) -> dict[str, str]:
     out = {}
     for pair in pairs:
@@ -109,15 +142,20 @@ def _context(pairs: Sequence[str]) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--stage", help=f"stage to synthesize (default: context 'stage', else {DEFAULT_STAGE})")
+    parser.add_argument("--stage", choices=STAGES, help="stage (else context 'stage'; required)")
     parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE", help="as cdk -c")
     parser.add_argument("--outdir", help="cloud assembly directory (default: the CDK CLI's, else ./cdk.out)")
     args = parser.parse_args(argv)
     context = {**App().node.get_all_context(), **_context(args.context)}  # App() reads what the CDK CLI passes
-    stage = args.stage or context.get("stage") or DEFAULT_STAGE
+    stage = args.stage or context.get("stage")
+    if stage not in STAGES:
+        raise SystemExit(
+            f"error: say which stage to synthesize: -c stage=dev or -c stage=prod (got {stage!r}); `make synth`,"
+            " `make bootstrap` and `make deploy` pass STAGE (default dev). The app never picks one for you."
+        )
     try:
-        assets = asset_dirs(context.get("asset_dirs"))
         pin = champion_pin(context.get(CHAMPION_CONTEXT))
+        assets = ensure_assets(context.get("asset_dirs"))
     except (MissingAssetsError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
     if pin == NO_CHAMPION:
@@ -129,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     outdir = args.outdir or (None if os.environ.get("CDK_OUTDIR") else str(REPO / "cdk.out"))
     assembly = build_app([stage], assets, outdir=outdir, context={**context, "stage": stage}).synth()
     names = ", ".join(stack.stack_name for stack in assembly.stacks)
-    print(f"synthesized {names} (stage {stage}) into {assembly.directory}")
+    print(f"synthesized {names} (stage {stage}) into {assembly.directory}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -64,8 +64,9 @@ def aws_target(args: argparse.Namespace, config: StageConfig) -> Iterator[Any]:
             embedded.stop()
 
 
-def deployed_config(clients: Any, config: StageConfig) -> StageConfig:
-    """The stage's configuration with the bucket names the storage stack actually created (its exports)."""
+def find_deployed(clients: Any, config: StageConfig) -> StageConfig | None:
+    """The stage's configuration with the bucket names its storage stack created (its exports), or None
+    when the stage's storage stack is not deployed in this account and region."""
     wanted = {
         config.export_name("registry-bucket-name"): "registry_bucket",
         config.export_name("data-bucket-name"): "data_bucket",
@@ -75,10 +76,16 @@ def deployed_config(clients: Any, config: StageConfig) -> StageConfig:
         for export in page.get("Exports", []):
             if export["Name"] in wanted:
                 found[wanted[export["Name"]]] = export["Value"]
-    missing = sorted(set(wanted) - {k for k, v in wanted.items() if v in found})
-    if missing:
-        raise SystemExit(f"error: exports {', '.join(missing)} not found: is the {config.stage} stage deployed here?")
-    return config.model_copy(update=found)
+    return config.model_copy(update=found) if len(found) == len(wanted) else None
+
+
+def deployed_config(clients: Any, config: StageConfig) -> StageConfig:
+    """``find_deployed``, or a stop naming the exports it looked for."""
+    deployed = find_deployed(clients, config)
+    if deployed is None:
+        names = ", ".join(sorted((config.export_name("registry-bucket-name"), config.export_name("data-bucket-name"))))
+        raise SystemExit(f"error: exports {names} not found: is the {config.stage} stage deployed here?")
+    return deployed
 
 
 def _say(message: str) -> None:

@@ -20,10 +20,40 @@ def test_missing_assets_say_to_run_make_layer(tmp_path: Path):
         AssetDirs.under(tmp_path).checked()
 
 
-def test_the_app_stops_with_that_message_when_layers_build_is_absent(tmp_path: Path, monkeypatch, capsys):
+def test_without_layers_build_the_app_builds_the_assets_first_and_says_so(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setattr(assets, "BUILD", tmp_path / "build")
+    builds: list[Path] = []
+
+    def build() -> int:  # what layers.build writes, quickly
+        builds.append(make_asset_dirs(tmp_path / "build").function)
+        return 0
+
+    monkeypatch.setattr(infra_app, "_build_layers", build)
+    made = infra_app.ensure_assets(None)
+
+    assert builds == [made.function] and "building them now" in capsys.readouterr().err
+    assert infra_app.ensure_assets(None) == made and len(builds) == 1  # built once, then found
+
+
+def test_a_failed_asset_build_stops_the_app_with_what_to_do(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(assets, "BUILD", tmp_path / "nothing")
-    with pytest.raises(SystemExit, match="make layer"):
+    monkeypatch.setattr(infra_app, "_build_layers", lambda: 1)
+    with pytest.raises(SystemExit, match="building the Lambda assets failed .* run `make layer`"):
         infra_app.main(["--stage", "prod", "--outdir", str(tmp_path / "out")])
+
+
+def test_a_named_asset_directory_is_never_built_into(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(infra_app, "_build_layers", lambda: pytest.fail("built"))
+    with pytest.raises(MissingAssetsError, match="make layer"):
+        infra_app.ensure_assets(str(tmp_path))
+
+
+@pytest.mark.parametrize("stage", [None, "local", "staging"])
+def test_the_app_never_picks_a_stage_for_the_operator(stage, tmp_path: Path):
+    argv = ["-c", f"asset_dirs={tmp_path}", "--outdir", str(tmp_path / "out")]
+    with pytest.raises(SystemExit, match="say which stage to synthesize: -c stage=dev or -c stage=prod"):
+        infra_app.main(argv + ([] if stage is None else ["-c", f"stage={stage}"]))
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(("given", "pin"), [(None, "none"), ("none", "none"), ("3", "3"), (7, "7"), (" 12 ", "12")])
