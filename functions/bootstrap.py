@@ -75,6 +75,10 @@ class AwsClients:
     def lambda_(self) -> Any:
         return self.client("lambda")
 
+    @property
+    def codedeploy(self) -> Any:
+        return self.client("codedeploy")
+
 
 def capture_failure_reporter(model_name: str, model_version: int) -> Callable[[str, int], None]:
     """Log a failed or dropped capture write and count its rows in ``CaptureFailures`` at once.

@@ -132,6 +132,8 @@ class RolloutSettings(_Common):
     event_source: str = "mlops"
     powertools_metrics_namespace: str = "ServerlessMLOps"
     alarm_topic_arn: str | None = None
+    codedeploy_application: str | None = None  # with the group: CodeDeploy's deployments of the alias, watched
+    codedeploy_deployment_group: str | None = None
 
     @property
     def stage_weights(self) -> tuple[float, ...]:

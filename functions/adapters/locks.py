@@ -1,12 +1,14 @@
-"""Retrain coordination in the registry bucket: a lock with expiry, the cooldown record, rejected candidates.
+"""Coordination in the registry bucket: the retrain lock with expiry, the cooldown record, rejected
+candidates, and the deploy lock that makes code deploys and model canaries take turns.
 
 Layout::
 
+    locks/deploy.json                        the deploy lock: owner, reason, acquired_at, expires_at
     locks/retrain/<model>.json               the lock: owner token, holder, acquired_at, expires_at
     locks/retrain/<model>.last.json          the last retrain: start time, outcome, reasons (the cooldown)
     models/<model>/rejections/<ts>-<id>.json one document per rejected candidate, written once
 
-The lock is taken with If-None-Match: *, so of two runs starting together exactly one wins. A lock
+The retrain lock is taken with If-None-Match: *, so of two runs starting together exactly one wins. A lock
 past its expiry (its holder died) is taken over with If-Match on the ETag that was read as
 expired: of two runs taking it over together, only one write matches that ETag. Every lock body
 holds a fresh random owner token, so its ETag (the MD5 of the body) is unique to one acquisition.
@@ -31,9 +33,11 @@ from pydantic import ValidationError as PydanticValidationError
 
 from functions.adapters.registry import validate_model_name
 from functions.adapters.s3 import error_code, get_bytes, is_not_found, is_precondition_failed, list_keys, put_bytes
-from functions.errors import StorageError
+from functions.errors import ConcurrentUpdateError, MlopsError, StorageError
 
 LOCK_PREFIX = "locks/retrain"
+DEPLOY_LOCK_KEY = "locks/deploy.json"
+_JSON = "application/json"
 RunOutcome = Literal["running", "registered", "rejected", "skipped", "failed"]
 Clock = Callable[[], datetime]
 
@@ -252,3 +256,126 @@ class S3RetrainHistory:
             if found is not None:
                 out.append({"key": key, **json.loads(found[0])})
         return out
+
+
+# -- the deploy lock ------------------------------------------------------------------------------------------
+class DeployLock(BaseModel):
+    """The body of the deploy lock: who deploys, why, and until when the lock holds if they die."""
+
+    owner: str = Field(min_length=1)
+    reason: str
+    acquired_at: datetime
+    expires_at: datetime
+
+    def describe(self) -> str:
+        return (
+            f"{self.owner} ({self.reason}) since {self.acquired_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC, "
+            f"until {self.expires_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+        )
+
+
+class DeployLockHeldError(MlopsError):
+    """Someone else holds the deploy lock and it has not expired."""
+
+    code = "deploy_lock_held"
+
+    def __init__(self, lock: DeployLock) -> None:
+        super().__init__(f"the deploy lock is held by {lock.describe()}")
+        self.lock = lock
+
+
+@dataclass(frozen=True)
+class DeployLease:
+    """Proof of holding the deploy lock: the lock as written and the ETag of that write."""
+
+    lock: DeployLock
+    etag: str
+
+
+class S3DeployLock:
+    """At most one code deploy at a time; while it is held the rollout controller makes no step (it reads
+    ``current`` every tick).
+
+    Taken with If-None-Match: *; an expired lock (or an unreadable one, which would otherwise never
+    expire) is taken over with If-Match on the ETag read as expired, so of two takers exactly one wins.
+    The body carries ``acquired_at`` to the microsecond, so its ETag (the MD5 of the body) names one
+    acquisition (unless one owner takes it twice, with one reason, within one microsecond). Release
+    deletes with If-Match on the lease's ETag: S3 supports conditional deletes and moto enforces them,
+    so the comparison and the delete are one request, with no window between.
+    """
+
+    def __init__(self, s3: Any, bucket: str, clock: Clock = utc_now) -> None:
+        self._s3 = s3
+        self.bucket = bucket
+        self._clock = clock
+
+    def _read(self) -> tuple[DeployLock | None, str] | None:
+        """The lock and its ETag (the lock None when its body is unreadable), or None when there is none."""
+        found = get_bytes(self._s3, self.bucket, DEPLOY_LOCK_KEY)
+        if found is None:
+            return None
+        try:
+            return DeployLock.model_validate_json(found[0]), found[1]
+        except PydanticValidationError:
+            return None, found[1]
+
+    def current(self) -> DeployLock | None:
+        """The lock, or None when nobody holds it (absent, expired, or unreadable)."""
+        found = self._read()
+        if found is None or found[0] is None or found[0].expires_at <= self._clock():
+            return None
+        return found[0]
+
+    def acquire(self, owner: str, reason: str, ttl_seconds: float) -> DeployLease:
+        """Take the deploy lock, or take over an expired one.
+
+        Args:
+            owner: who deploys (a user, a CI job), as an operator who finds the lock held reads it.
+            reason: what for (a stack and a commit, say).
+            ttl_seconds: how long the lock holds if its owner never releases it; longer than the deploy.
+
+        Returns:
+            The lease, for ``release``.
+
+        Raises:
+            DeployLockHeldError: someone holds the lock and it has not expired.
+            ConcurrentUpdateError: the lock kept changing hands while this call tried to take it.
+        """
+        if not ttl_seconds > 0:
+            raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds!r}")
+        for _ in range(3):
+            now = self._clock()
+            lock = DeployLock(
+                owner=owner, reason=reason, acquired_at=now, expires_at=now + timedelta(seconds=ttl_seconds)
+            )
+            body = lock.model_dump_json().encode()
+            etag = put_bytes(self._s3, self.bucket, DEPLOY_LOCK_KEY, body, content_type=_JSON, if_none_match=True)
+            if etag is not None:
+                return DeployLease(lock, etag)
+            found = self._read()
+            if found is None:
+                continue  # released between our write and our read: try again
+            held, held_etag = found
+            if held is not None and held.expires_at > now:
+                raise DeployLockHeldError(held)
+            etag = put_bytes(self._s3, self.bucket, DEPLOY_LOCK_KEY, body, content_type=_JSON, if_match=held_etag)
+            if etag is not None:
+                return DeployLease(lock, etag)
+            # Someone else took it over or released it first: look again.
+        raise ConcurrentUpdateError("the deploy lock kept changing hands; try again")
+
+    def release(self, lease: DeployLease) -> bool:
+        """Delete the lock if it is still this lease's.
+
+        Returns:
+            True if this lease's lock was deleted; False if it was gone or is someone else's now.
+        """
+        try:
+            self._s3.delete_object(Bucket=self.bucket, Key=DEPLOY_LOCK_KEY, IfMatch=lease.etag)
+        except ClientError as exc:
+            if is_precondition_failed(exc) or is_not_found(exc):
+                return False
+            raise StorageError(f"releasing s3://{self.bucket}/{DEPLOY_LOCK_KEY} failed: {error_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"releasing s3://{self.bucket}/{DEPLOY_LOCK_KEY} failed: {type(exc).__name__}") from exc
+        return True

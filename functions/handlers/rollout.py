@@ -10,8 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from functions.adapters.capture_reader import S3CaptureReader
 from functions.adapters.cloudwatch import CloudWatchAdapter
+from functions.adapters.codedeploy import CodeDeployWatcher
 from functions.adapters.events import EventBridgePublisher
 from functions.adapters.lambda_alias import LambdaAliasDeployer
+from functions.adapters.locks import S3DeployLock
 from functions.adapters.outcomes import S3OutcomeStore
 from functions.adapters.registry import S3ModelRegistry
 from functions.adapters.rollout_state import S3RolloutStore
@@ -36,6 +38,11 @@ class OperatorCommand(BaseModel):
 
 
 def build_ports(settings: RolloutSettings, clients: AwsClients, namespace: str) -> rollout.RolloutPorts:
+    deployments = (
+        CodeDeployWatcher(clients.codedeploy, settings.codedeploy_application, settings.codedeploy_deployment_group)
+        if settings.codedeploy_application and settings.codedeploy_deployment_group
+        else None
+    )
     return rollout.RolloutPorts(
         store=S3RolloutStore(clients.s3, settings.registry_bucket),
         registry=S3ModelRegistry(clients.s3, settings.registry_bucket),
@@ -47,6 +54,8 @@ def build_ports(settings: RolloutSettings, clients: AwsClients, namespace: str) 
         alarm_prefix=settings.canary_alarm_prefix,
         max_p99_latency_ms=settings.max_p99_latency_ms,
         alarm_actions=[settings.alarm_topic_arn] if settings.alarm_topic_arn else [],
+        deploy_lock=S3DeployLock(clients.s3, settings.registry_bucket),
+        deployments=deployments,
     )
 
 

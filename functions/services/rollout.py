@@ -11,8 +11,10 @@ import numpy as np
 
 from functions.adapters.capture_reader import S3CaptureReader
 from functions.adapters.cloudwatch import CloudWatchAdapter
+from functions.adapters.codedeploy import CodeDeployWatcher
 from functions.adapters.events import ROLLOUT_FINISHED, EventBridgePublisher
 from functions.adapters.lambda_alias import LambdaAliasDeployer
+from functions.adapters.locks import S3DeployLock
 from functions.adapters.outcomes import S3OutcomeStore
 from functions.adapters.registry import S3ModelRegistry
 from functions.adapters.rollout_state import S3RolloutStore
@@ -61,6 +63,8 @@ class RolloutPorts:
     max_p99_latency_ms: float = 1000.0
     alarm_actions: list[str] = field(default_factory=list)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    deploy_lock: S3DeployLock | None = None  # held by a code deploy: the tick makes no step
+    deployments: CodeDeployWatcher | None = None  # CodeDeploy's unfinished deployments: no canary starts
 
 
 @dataclass
@@ -210,6 +214,12 @@ def observe(ports: RolloutPorts, state: RolloutState, policy: RolloutPolicy, now
 def _start(ports: RolloutPorts, state: RolloutState, policy: RolloutPolicy, now: datetime) -> None:
     assert state.challenger_version is not None
     name = state.model_name
+    # A queued or created deployment has not moved a weight yet, so the alias alone does not show it.
+    if ports.deployments is not None and (deploying := ports.deployments.in_progress()):
+        raise AliasBusyError(
+            f"CodeDeploy deployment {', '.join(deploying)} of {ports.deployments.group} has not finished; "
+            "the canary waits"
+        )
     if state.champion_version is None:
         state.champion_version = ports.registry.get_aliases(name).get("champion")
     routing = ports.deployer.routing()
@@ -399,21 +409,31 @@ def _announce(ports: RolloutPorts, state: RolloutState, action: str, reason: str
         )
 
 
+def _tick_pending(ports: RolloutPorts, state: RolloutState, etag: str | None) -> TickResult:
+    step = state.pending
+    assert step is not None
+    try:
+        state, _ = _finish_pending(ports, state, etag)
+    except RolloutError as exc:  # the alias moved under it, or the registry refuses the step
+        return TickResult("hold", exc.message, state)
+    _announce(ports, state, step.action, step.reason)
+    return TickResult(step.action, f"finished the step written at {step.written_at:%H:%M:%S}: {step.reason}", state)
+
+
 # -- entry points -----------------------------------------------------------------------------------
 def tick(ports: RolloutPorts, model_name: str, policy: RolloutPolicy) -> TickResult:
     """Look at the rollout once and take at most one step. Safe to run twice or concurrently: every
     alias change is written to the state first and marked done after, both by compare-and-swap, and a
-    step found pending (a crash, a slower actor) is finished before anything else."""
+    step found pending (a crash, a slower actor) is finished before anything else. While a code deploy
+    holds the deploy lock, nothing else: it holds (operator commands are not held)."""
     now = ports.clock()
     state, etag = ports.store.load(model_name)
-    if state.pending is not None:
-        step = state.pending
-        try:
-            state, _ = _finish_pending(ports, state, etag)
-        except RolloutError as exc:  # the alias moved under it, or the registry refuses the step
-            return TickResult("hold", exc.message, state)
-        _announce(ports, state, step.action, step.reason)
-        return TickResult(step.action, f"finished the step written at {step.written_at:%H:%M:%S}: {step.reason}", state)
+    if state.pending is not None:  # finished even under the deploy lock: it may have moved the alias halfway
+        return _tick_pending(ports, state, etag)
+    deploy = ports.deploy_lock.current() if ports.deploy_lock is not None else None
+    if deploy is not None:
+        reason = f"a code deploy holds the deploy lock: {deploy.describe()}; no canary starts and no step is made"
+        return TickResult("hold", reason, state)
     checks = observe(ports, state, policy, now) if state.status == "canary" and not state.paused else None
     decision = decide(state, checks, policy, now)
     skipped = checks.records_skipped if checks is not None else {}
