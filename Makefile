@@ -7,11 +7,14 @@ PIP_VERSION := 26.3
 STAGE  ?= dev
 # The model version the predict version CDK publishes serves: `.venv/bin/mlops --stage S champion --aws`.
 CHAMPION ?= none
+# make deploy: what to do about a running model canary (wait, promote, rollback), and cdk's --require-approval.
+CANARY ?= wait
+APPROVAL ?=
 # aws-cdk-lib's jsii runtime warns on Node 20 (this machine's); the warning says nothing about our stacks.
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint typecheck unit integration infra bench serve synth layer clean lock
+.PHONY: help venv demo test lint typecheck unit integration infra bench serve synth bootstrap deploy layer clean lock
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,15 +50,22 @@ lint: $(STAMP)  ## ruff
 typecheck: $(STAMP)  ## mypy
 	$(BIN)/mypy functions infra layers benchmarks
 
-bench: $(STAMP)  ## print latency, cold-start, comparison, load, drift-check and layer figures, write .bench/latest.json
+bench: $(STAMP)  ## print latency, cold-start, comparison, load, drift-check, S3 read and layer figures, write .bench/latest.json
 	$(BIN)/python -m benchmarks.predict_bench
 	$(BIN)/python -m benchmarks.compare_bench
 	$(BIN)/python -m benchmarks.load_bench
 	$(BIN)/python -m benchmarks.drift_bench
+	$(BIN)/python -m benchmarks.reads_bench
 	$(BIN)/python -m benchmarks.layer_bench
 
 synth: layer  ## synthesize the stacks of STAGE (dev) into cdk.out/ (offline, no Docker, no CDK CLI)
 	$(BIN)/python -m infra.app --stage $(STAGE) -c champion=$(CHAMPION)
+
+bootstrap: $(STAMP)  ## cdk bootstrap the account and region of STAGE (dev) with the pinned CLI aws-cdk@2.1148.1
+	$(BIN)/python -m infra.deploy bootstrap --stage $(STAGE)
+
+deploy: layer  ## deploy STAGE (dev): waits for a model canary (CANARY=promote|rollback ends it), pins predict to the champion; APPROVAL=never runs prod unattended
+	$(BIN)/python -m infra.deploy deploy --stage $(STAGE) --canary $(CANARY) $(if $(APPROVAL),--approval $(APPROVAL))
 
 layer: $(STAMP)  ## build the Lambda layers for python3.12 x86_64 into layers/build/ and check each function's budget
 	$(BIN)/python -m layers.build

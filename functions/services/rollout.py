@@ -186,7 +186,7 @@ def observe(ports: RolloutPorts, state: RolloutState, policy: RolloutPolicy, now
     cw = ports.cloudwatch
     skipped = SkippedRecords()
     rows = served_rows(ports, name, (stable, canary), start=start, end=now, skipped=skipped)
-    actuals = ports.outcomes.read_all(name, skipped=skipped) if ports.outcomes is not None else {}
+    actuals = ports.outcomes.read_since(name, start, skipped=skipped) if ports.outcomes is not None else {}
     if skipped.total:
         logger.warning("rollout: corrupt records skipped", extra={"skipped": skipped.examples})
     quality = labelled_quality(champion, rows, actuals)
