@@ -130,7 +130,7 @@ UNUSED_ONNXRUNTIME_FILES = ("capi/libonnxruntime.so.*", "capi/convert_npz_to_onn
 # The AWS services the functions' clients call (functions/bootstrap.py), and xray, whose client the X-Ray
 # SDK creates at import to poll sampling rules; botocore keeps only their data. The build fails if the
 # function code names a client of another service.
-AWS_SERVICES = ("cloudwatch", "events", "lambda", "s3", "xray")
+AWS_SERVICES = ("cloudwatch", "codedeploy", "events", "lambda", "s3", "xray")
 CLIENT_CALL = re.compile(r"""(?:new_client|\.client)\(\s*["']([a-z0-9-]+)["']""")
 
 PIP_NOISE = re.compile(r"is ignored: it is neither a file nor a directory")
