@@ -1,0 +1,96 @@
+"""Drift of one capture window: the statistics, the streaming accumulators and the verdict with its report.
+
+``statistics`` holds the pure tests (PSI, KS, chi-square, corrections, live metrics), ``accumulation``
+the streaming, mergeable counts and the labelled rows, ``report`` the per-feature results, the verdict
+and the drift-check report. Every public name is re-exported here, so ``from functions.domain.drift
+import X`` keeps working.
+"""
+
+from functions.domain.drift.accumulation import (
+    DEFAULT_CHUNK_ROWS,
+    DEFAULT_SAMPLE_SIZE,
+    DriftAccumulator,
+    PerformanceAccumulator,
+)
+from functions.domain.drift.report import (
+    FALLBACK_METRIC,
+    MISSING_LABEL,
+    UNSEEN_LABEL,
+    DistributionKind,
+    DriftCheckReport,
+    DriftReport,
+    FeatureDistribution,
+    FeatureDrift,
+    FeatureKind,
+    PerformanceResult,
+    PerformanceStatus,
+    TestName,
+    Verdict,
+    WindowModel,
+    _categorical_feature,
+    bin_labels,
+    evaluate_drift,
+)
+from functions.domain.drift.statistics import (
+    DEFAULT_EPS,
+    CorrectedPValues,
+    FloatArray,
+    benjamini_hochberg,
+    bonferroni,
+    categorical_psi,
+    category_counts,
+    chi_square_test,
+    chi_square_two_sample,
+    correct_p_values,
+    ks_test,
+    live_metrics,
+    numeric_psi,
+    numeric_psi_from_counts,
+    performance_check,
+    prediction_psi,
+    psi,
+)
+from functions.domain.drift_policy import Correction, DriftPolicy
+
+__all__ = [
+    "DEFAULT_CHUNK_ROWS",
+    "DEFAULT_EPS",
+    "DEFAULT_SAMPLE_SIZE",
+    "FALLBACK_METRIC",
+    "MISSING_LABEL",
+    "UNSEEN_LABEL",
+    "CorrectedPValues",
+    "Correction",
+    "DistributionKind",
+    "DriftAccumulator",
+    "DriftCheckReport",
+    "DriftPolicy",
+    "DriftReport",
+    "FeatureDistribution",
+    "FeatureDrift",
+    "FeatureKind",
+    "FloatArray",
+    "PerformanceAccumulator",
+    "PerformanceResult",
+    "PerformanceStatus",
+    "TestName",
+    "Verdict",
+    "WindowModel",
+    "_categorical_feature",
+    "benjamini_hochberg",
+    "bonferroni",
+    "bin_labels",
+    "categorical_psi",
+    "category_counts",
+    "chi_square_test",
+    "chi_square_two_sample",
+    "correct_p_values",
+    "evaluate_drift",
+    "ks_test",
+    "live_metrics",
+    "numeric_psi",
+    "numeric_psi_from_counts",
+    "performance_check",
+    "prediction_psi",
+    "psi",
+]
