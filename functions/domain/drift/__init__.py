@@ -10,7 +10,12 @@ from functions.domain.drift.accumulation import (
     DEFAULT_CHUNK_ROWS,
     DEFAULT_SAMPLE_SIZE,
     DriftAccumulator,
+    DriftPartial,
+    IncompatiblePartialError,
+    NumericCounts,
     PerformanceAccumulator,
+    baseline_fingerprint,
+    row_hashes,
 )
 from functions.domain.drift.report import (
     FALLBACK_METRIC,
@@ -63,6 +68,7 @@ __all__ = [
     "Correction",
     "DistributionKind",
     "DriftAccumulator",
+    "DriftPartial",
     "DriftCheckReport",
     "DriftPolicy",
     "DriftReport",
@@ -70,6 +76,8 @@ __all__ = [
     "FeatureDrift",
     "FeatureKind",
     "FloatArray",
+    "IncompatiblePartialError",
+    "NumericCounts",
     "PerformanceAccumulator",
     "PerformanceResult",
     "PerformanceStatus",
@@ -77,6 +85,7 @@ __all__ = [
     "Verdict",
     "WindowModel",
     "_categorical_feature",
+    "baseline_fingerprint",
     "benjamini_hochberg",
     "bonferroni",
     "bin_labels",
@@ -93,4 +102,5 @@ __all__ = [
     "performance_check",
     "prediction_psi",
     "psi",
+    "row_hashes",
 ]
