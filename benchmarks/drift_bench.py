@@ -18,6 +18,14 @@ counting and add only a few seconds at 1M rows (measured against a local-file re
 rows (model outputs, JSON, gzip) takes about 20 s and uploading them about 15 s, so each size's objects
 are generated once into ``.bench/drift_capture/`` and only re-uploaded on later runs (delete that
 folder to regenerate). Timings move with the machine's load; the load average is recorded beside them.
+
+Partials (``--partials-rows``, 10M by default): a 24-hour window built as 24 hourly partial aggregates, as
+capture flush would write them. Each hour's rows (the same schema, model, request sizes and shift) are
+generated in memory, then fed request by request, with their row ids, into a ``DriftAccumulator`` and
+written as JSON (``to_partial``): that is the per-hour cost, timed apart from generating the rows. A fresh
+process then loads the 24 JSON partials, merges them (``DriftAccumulator.from_partials``) and computes the
+verdict and the distributions: ``drift_partials_rows<N>_seconds`` times that step, and ``..._peak_mb`` is
+that process's peak memory (``ru_maxrss``, imports and the card's baseline included, as for the single pass).
 """
 
 from __future__ import annotations
@@ -53,6 +61,8 @@ GENERATOR_VERSION = 1
 CACHE = BENCH_DIR / "drift_capture"
 RESULTS = BENCH_DIR / "latest.json"
 TARGET_SECONDS, TARGET_PEAK_MB, TARGET_ROWS = 60.0, 1500.0, 1_000_000
+PARTIALS_ROWS = 10_000_000
+PARTIALS = BENCH_DIR / "drift_partials"
 
 
 @dataclass(frozen=True)
@@ -252,6 +262,123 @@ def measure(rows: int, objects: int, endpoint_env: dict[str, str]) -> Measured:
     return Measured(objects=objects, **figures)
 
 
+# --------------------------------------------------------------------------- hourly partials
+
+
+def build_partials(rows: int, folder: Path) -> dict[str, float]:
+    """Write a 24-hour window of ``rows`` rows as 24 JSON partials (and the baseline) in ``folder``; time each hour."""
+    from functions.config import stage_config
+    from functions.domain.dataset import parse_csv
+    from functions.domain.drift import DriftAccumulator
+    from functions.domain.training import train
+
+    demo = stage_config(STAGE).demo
+    data = parse_csv((ROOT / "data" / demo.file).read_text(), demo.training.target, set(), regression=False)
+    trained = train(data, demo.training)
+    names = list(data.columns)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    (folder / "baseline.json").write_text(trained.baseline.model_dump_json())
+    rng = np.random.default_rng(rows)
+    build_seconds: list[float] = []
+    json_bytes = 0
+    for hour in range(WINDOW_HOURS):
+        n = rows * (hour + 1) // WINDOW_HOURS - rows * hour // WINDOW_HOURS
+        pick = rng.integers(0, data.n_rows, size=n)
+        shifted = hour >= 0.75 * WINDOW_HOURS
+        columns = {k: data.columns[k][pick] * (SHIFT_SCALE if shifted and k in SHIFTED else 1.0) for k in names}
+        proba = trained.model.predict_proba(np.column_stack([columns[k] for k in names]))
+        sizes = _request_sizes(n, rng)
+        request_ids = [uuid.UUID(int=int(rng.integers(0, 2**63)) << 64 | i).hex for i in range(len(sizes))]
+        began = time.perf_counter()
+        acc = DriftAccumulator(trained.baseline, demo.training.task)
+        offset = 0
+        for request_id, size in zip(request_ids, sizes, strict=True):
+            part = slice(offset, offset + size)
+            row_ids = [f"{request_id}-{i}" for i in range(size)]
+            acc.add({k: v[part] for k, v in columns.items()}, proba[part], size, row_ids=row_ids)
+            offset += size
+        text = acc.to_partial().model_dump_json()
+        build_seconds.append(time.perf_counter() - began)
+        (folder / f"hour{hour:02d}.json").write_text(text)
+        json_bytes += len(text)
+        progress(f"  hour {hour:2d}: {n:,} rows into a partial in {build_seconds[-1]:.2f} s ({len(text) / 1e6:.1f} MB)")
+    return {
+        "hour_build_seconds_mean": float(np.mean(build_seconds)),
+        "hour_build_seconds_max": float(np.max(build_seconds)),
+        "json_mb": json_bytes / 1e6,
+    }
+
+
+def partials_child(folder: Path) -> None:
+    """Load the 24 JSON partials of ``folder``, merge them and judge; print the figures as one JSON line."""
+    from functions.config import stage_config
+    from functions.domain.card import DriftBaseline
+    from functions.domain.drift import DriftAccumulator, DriftPolicy
+
+    policy = DriftPolicy()
+    baseline = DriftBaseline.model_validate_json((folder / "baseline.json").read_text())  # the card, read anyway
+    task = stage_config(STAGE).demo.training.task
+    files = sorted(folder.glob("hour*.json"))
+    baseline_mb = _maxrss_mb()
+    began = time.perf_counter()
+    merged = DriftAccumulator.from_partials(baseline, [json.loads(path.read_bytes()) for path in files])
+    report = merged.report(policy)
+    merged.distributions()
+    seconds = time.perf_counter() - began
+    assert merged.task == task
+    print(
+        json.dumps(
+            {
+                "rows": merged.n_rows,
+                "partials": len(files),
+                "seconds": seconds,
+                "baseline_mb": baseline_mb,
+                "peak_mb": _maxrss_mb(),
+                "verdict": report.verdict,
+                "drifted": report.drifted,
+            }
+        ),
+        flush=True,
+    )
+
+
+def measure_partials(rows: int) -> dict[str, float]:
+    """Build the hourly partials of ``rows`` rows, then load, merge and judge them in a fresh interpreter."""
+    folder = PARTIALS / f"rows{rows}"
+    progress(f"partials: {rows:,} rows as {WINDOW_HOURS} hourly partials")
+    built = build_partials(rows, folder)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.drift_bench", "--partials-child", str(folder)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"merging the partials of {rows:,} rows failed:\n{done.stderr[-3000:]}")
+    merged = json.loads(done.stdout.strip().splitlines()[-1])
+    print()
+    print(f"drift-check from {merged['partials']} hourly partials of the demo schema, {merged['rows']:,} rows")
+    print(
+        f"  per hour at capture flush: {built['hour_build_seconds_mean']:.2f} s mean,"
+        f" {built['hour_build_seconds_max']:.2f} s max; {built['json_mb']:.1f} MB of JSON in all"
+    )
+    drifted = ", ".join(merged["drifted"]) or "none"
+    print(
+        f"  load + merge + verdict: {merged['seconds']:.2f} s, peak {merged['peak_mb']:.0f} MB"
+        f" ({merged['baseline_mb']:.0f} MB after imports); {merged['verdict']} ({drifted})"
+    )
+    key = f"drift_partials_rows{rows}"
+    return {
+        f"{key}_seconds": round(merged["seconds"], 4),
+        f"{key}_peak_mb": round(merged["peak_mb"], 1),
+        f"{key}_baseline_mb": round(merged["baseline_mb"], 1),
+        f"{key}_hour_build_seconds": round(built["hour_build_seconds_mean"], 4),
+        f"{key}_json_mb": round(built["json_mb"], 2),
+    }
+
+
 # --------------------------------------------------------------------------- the parent
 
 
@@ -330,14 +457,33 @@ def report(results: list[Measured]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--partials-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--sizes", type=str, default=",".join(str(s) for s in SIZES), help="rows, comma-separated")
+    parser.add_argument(
+        "--partials-rows", type=int, default=PARTIALS_ROWS, help="rows of the hourly-partials window (0: skip)"
+    )
     args = parser.parse_args()
     if args.child:
         child(args.child)
         return
+    if args.partials_child:
+        partials_child(args.partials_child)
+        return
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     started = time.perf_counter()
     load_start = os.getloadavg()[0]
+    figures = single_pass(sizes) if sizes else {}
+    if args.partials_rows > 0:
+        figures.update(measure_partials(args.partials_rows))
+    load_end = os.getloadavg()[0]
+    figures.update({"drift_loadavg_1m_at_start": round(load_start, 4), "drift_loadavg_1m_at_end": round(load_end, 4)})
+    print(f"load average (1 min): {load_start:.2f} at start, {load_end:.2f} at end, on {os.cpu_count()} CPUs")
+    merge_results(figures)
+    print(f"merged into {RESULTS.relative_to(ROOT)} in {time.perf_counter() - started:.0f} s")
+
+
+def single_pass(sizes: list[int]) -> dict[str, float]:
+    """The handler over capture objects in moto, one fresh process per size (see the module docstring)."""
     progress("starting moto (S3, EventBridge) on 127.0.0.1")
     server = MotoServer()
     try:
@@ -357,12 +503,7 @@ def main() -> None:
             results.append(measured)
     finally:
         server.stop()
-    figures = report(results)
-    load_end = os.getloadavg()[0]
-    figures.update({"drift_loadavg_1m_at_start": round(load_start, 4), "drift_loadavg_1m_at_end": round(load_end, 4)})
-    print(f"load average (1 min): {load_start:.2f} at start, {load_end:.2f} at end, on {os.cpu_count()} CPUs")
-    merge_results(figures)
-    print(f"merged into {RESULTS.relative_to(ROOT)} in {time.perf_counter() - started:.0f} s")
+    return report(results)
 
 
 if __name__ == "__main__":

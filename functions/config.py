@@ -36,7 +36,7 @@ class DemoDataset(BaseModel):
 
 
 class DriftConfig(BaseModel):
-    """drift-check: window, thresholds and schedule (see functions/domain/drift.py for the rule)."""
+    """drift-check: window, thresholds and schedule (see functions/domain/drift/ for the rule)."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -326,11 +326,10 @@ def _scan(
     window: Window,
     *,
     sample_size: int,
-    seed: int,
     skipped: SkippedRecords,
 ) -> _Scan:
     scan = _Scan(
-        drift=DriftAccumulator(card.baseline, card.task, sample_size=sample_size, seed=seed),
+        drift=DriftAccumulator(card.baseline, card.task, sample_size=sample_size),
         performance=PerformanceAccumulator(card.task, card.classes) if outcomes else None,
     )
     labelled = outcomes_by_request(outcomes)
@@ -338,7 +337,7 @@ def _scan(
         if request.model_version != card.version:
             scan.other_rows += request.n_rows
             continue
-        scan.drift.add(request.features, _outputs(card, request), request.n_rows)
+        scan.drift.add(request.features, _outputs(card, request), request.n_rows, row_ids=request.row_ids)
         rows = labelled.get(request.request_id)
         if rows:
             _join(scan, request, rows)
@@ -498,8 +497,9 @@ def check_drift(
         window: the capture window; the ``window_hours`` before ``now`` when None.
         window_hours: the default window's length.
         now: the time of the check (the report's timestamp); the current time when None.
-        sample_size: rows of the window kept for the KS tests.
-        seed: seed of that sample.
+        sample_size: rows of the window kept for the KS tests (those whose row ids hash lowest).
+        seed: unused, kept so callers need not change: the KS sample no longer draws at random
+            but keeps the rows whose ids hash lowest, so that partial samples merge.
 
     Returns:
         The report, where it was written, and the events published.
@@ -510,7 +510,8 @@ def check_drift(
     card = registry.get_card(model_name, version)
     skipped = SkippedRecords()
     known = outcomes.read_since(model_name, window.start, skipped=skipped)  # a window's labels come after it began
-    scan = _scan(captures, known, card, window, sample_size=sample_size, seed=seed, skipped=skipped)
+    del seed  # see Args
+    scan = _scan(captures, known, card, window, sample_size=sample_size, skipped=skipped)
     drift = scan.drift.report(policy)
     performance = None
     if scan.performance is not None and scan.joined:

@@ -51,8 +51,16 @@ def _stream(
     n = len(next(iter(columns.values())))
     for start in range(0, n, request_rows):
         part = slice(start, start + request_rows)
-        acc.add({k: v[part].tolist() for k, v in columns.items()}, outputs[part].tolist())
+        rows = len(outputs[part])
+        acc.add(
+            {k: v[part].tolist() for k, v in columns.items()}, outputs[part].tolist(), row_ids=_ids(f"r{start}", rows)
+        )
     return acc
+
+
+def _ids(request_id: str, n: int) -> list[str]:
+    """Row ids as predict answers them: ``<request_id>-<i>``."""
+    return [f"{request_id}-{i}" for i in range(n)]
 
 
 # --------------------------------------------------------------------------- equal to the batch evaluation
@@ -115,12 +123,12 @@ def _one_feature(edges: list[float]) -> DriftBaseline:
     )
 
 
-def test_reservoir_stays_bounded_and_uniform() -> None:
-    acc = DriftAccumulator(_one_feature([0.0, 0.25, 0.5, 0.75, 1.0]), "regression", sample_size=500, seed=11)
+def test_sample_stays_bounded_and_uniform() -> None:
+    acc = DriftAccumulator(_one_feature([0.0, 0.25, 0.5, 0.75, 1.0]), "regression", sample_size=500)
     n = 200_000
     positions = np.arange(n, dtype=np.float64)
     for start in range(0, n, 1000):
-        acc.add({"x": positions[start : start + 1000] / n})
+        acc.add({"x": positions[start : start + 1000] / n}, row_ids=_ids(f"req{start}", 1000))
 
     sample = acc.sample("x") * n
 
@@ -132,13 +140,14 @@ def test_reservoir_stays_bounded_and_uniform() -> None:
     assert acc.report(DriftPolicy(min_rows=1)).features[0].n_current == n
 
 
-def test_reservoir_holds_every_row_in_order_while_small() -> None:
+def test_sample_holds_every_row_while_small() -> None:
     acc = DriftAccumulator(_one_feature([0.0, 0.5, 1.0]), "regression", sample_size=100, chunk_rows=3)
     values = np.linspace(0.0, 1.0, 100)
     for start in range(0, 100, 7):
-        acc.add({"x": values[start : start + 7].tolist()})
+        part = values[start : start + 7]
+        acc.add({"x": part.tolist()}, row_ids=_ids(f"req{start}", part.size))
 
-    np.testing.assert_array_equal(acc.sample("x"), values)
+    np.testing.assert_array_equal(np.sort(acc.sample("x")), values)  # in the order of the row-id hashes
 
 
 def test_counts_do_not_depend_on_request_size(trained: dict[str, TrainedModel]) -> None:
@@ -166,8 +175,8 @@ def _categorical_baseline() -> DriftBaseline:
 
 def test_unseen_categories_are_counted_not_fatal() -> None:
     acc = DriftAccumulator(_categorical_baseline(), "multiclass_classification", chunk_rows=10)
-    for _ in range(100):
-        acc.add({"colour": ["red", "blue", "green", "mauve"]}, ["a", "b", "a", "b"])
+    for k in range(100):
+        acc.add({"colour": ["red", "blue", "green", "mauve"]}, ["a", "b", "a", "b"], row_ids=_ids(f"r{k}", 4))
 
     report = acc.report()
     feature = report.features[0]
@@ -196,12 +205,12 @@ def test_rows_without_a_baseline_feature_are_refused() -> None:
     acc = DriftAccumulator(_categorical_baseline(), "multiclass_classification")
 
     with pytest.raises(ValueError, match="colour"):
-        acc.add({"shade": ["red"]}, ["a"])
+        acc.add({"shade": ["red"]}, ["a"], row_ids=["r-0"])
 
 
 def test_numeric_distribution_has_bin_labels_and_a_missing_cell() -> None:
     acc = DriftAccumulator(_one_feature([0.0, 0.25, 0.5, 0.75, 1.0]), "regression")
-    acc.add({"x": [0.1, 0.3, None, 0.9]}, [0.2, 0.2, 0.7, 0.7])
+    acc.add({"x": [0.1, 0.3, None, 0.9]}, [0.2, 0.2, 0.7, 0.7], row_ids=_ids("r", 4))
 
     numeric, output = acc.distributions()
 
