@@ -17,7 +17,7 @@ import numpy as np
 import pydantic_core
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.adapters.s3 import error_code, get_bytes
+from functions.adapters.s3 import get_bytes, keys_after
 from functions.adapters.skipped import SkippedRecords
 from functions.errors import StorageError
 
@@ -78,7 +78,7 @@ class S3CaptureReader:
         wanted, width, last = set(partitions), len(partitions[0]), partitions[-1]
         root = f"{self.prefix.strip('/')}/{model_name}/"
         keys: list[str] = []
-        for key in _keys_after(self._s3, self.bucket, root, partitions[0].rstrip("/")):
+        for key in keys_after(self._s3, self.bucket, root, partitions[0].rstrip("/")):
             partition = key[:width]
             if partition > last:
                 break  # every later key sorts after this one, so after the window too
@@ -132,19 +132,6 @@ class S3CaptureReader:
                 yield number, pydantic_core.from_json(line)
             except ValueError:
                 skipped.skip("capture", f"{key} line {number}", "not JSON")
-
-
-def _keys_after(s3: Any, bucket: str, prefix: str, start_after: str) -> Iterator[str]:
-    """The keys under ``prefix`` that sort after ``start_after``, in key order; a page is asked for only when needed."""
-    try:
-        paginator = s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, StartAfter=start_after):
-            for entry in page.get("Contents", []):
-                yield entry["Key"]
-    except ClientError as exc:
-        raise StorageError(f"listing s3://{bucket}/{prefix} failed: {error_code(exc)}") from exc
-    except BotoCoreError as exc:
-        raise StorageError(f"listing s3://{bucket}/{prefix} failed: {type(exc).__name__}") from exc
 
 
 def _is_number(value: Any) -> bool:

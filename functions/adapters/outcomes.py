@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from functions.adapters.s3 import error_code, get_bytes, list_keys, put_bytes
+from functions.adapters.s3 import get_bytes, keys_after, list_keys, put_bytes
 from functions.adapters.skipped import SkippedRecords
-from functions.errors import StorageError
 
 # How long before a window began an outcome is still read by ``read_since``. An outcome is received
 # after the request it labels was served, so the outcomes of a window's requests are all received
@@ -106,7 +102,7 @@ class S3OutcomeStore:
         cutoff = (since - grace).astimezone(UTC)
         base = self._model_prefix(model_name)
         # Keys sort by day; every key of the cutoff's day and later sorts after "<base>dt=<that day>".
-        keys = list(_keys_after(self._s3, self.bucket, base, f"{base}dt={cutoff:%Y-%m-%d}"))
+        keys = list(keys_after(self._s3, self.bucket, base, f"{base}dt={cutoff:%Y-%m-%d}"))
         return self._latest(keys, cutoff, skipped)
 
     # -- internals ----------------------------------------------------------------------------
@@ -164,16 +160,3 @@ def _received(stamp: str) -> datetime | None:
         return None
     # put_batch writes UTC with its offset; a stamp without one is read as UTC rather than refused.
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _keys_after(s3: Any, bucket: str, prefix: str, start_after: str) -> Iterator[str]:
-    """The keys under ``prefix`` that sort after ``start_after``, in key order."""
-    try:
-        paginator = s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, StartAfter=start_after):
-            for entry in page.get("Contents", []):
-                yield entry["Key"]
-    except ClientError as exc:
-        raise StorageError(f"listing s3://{bucket}/{prefix} failed: {error_code(exc)}") from exc
-    except BotoCoreError as exc:
-        raise StorageError(f"listing s3://{bucket}/{prefix} failed: {type(exc).__name__}") from exc

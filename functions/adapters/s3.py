@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -80,6 +81,19 @@ def list_prefixes(s3: Any, bucket: str, prefix: str) -> list[str]:
     except ClientError as exc:
         raise StorageError(f"listing s3://{bucket}/{prefix} failed: {error_code(exc)}") from exc
     return out
+
+
+def keys_after(s3: Any, bucket: str, prefix: str, start_after: str) -> Iterator[str]:
+    """The keys under ``prefix`` that sort after ``start_after``, in key order; a page is asked for only when needed."""
+    try:
+        paginator = s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, StartAfter=start_after):
+            for entry in page.get("Contents", []):
+                yield entry["Key"]
+    except ClientError as exc:
+        raise StorageError(f"listing s3://{bucket}/{prefix} failed: {error_code(exc)}") from exc
+    except BotoCoreError as exc:
+        raise StorageError(f"listing s3://{bucket}/{prefix} failed: {type(exc).__name__}") from exc
 
 
 def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
