@@ -2,7 +2,7 @@
 
 What is measured: the real drift-check handler (``instrument(DriftCheckFunction(...))``, as Lambda runs it)
 reading capture objects from moto's S3 server on 127.0.0.1 (a child process, as in the predict bench), in a
-fresh Python process per size, so each size's peak memory (``ru_maxrss``) is its own. Time is the handler
+fresh Python process per size, so each size's peak memory (``VmHWM``) is its own. Time is the handler
 call only (resolve the champion, read its card and the outcomes, list and stream every capture object,
 count, test, write both reports, publish the event, flush the metrics); imports are reported apart.
 
@@ -25,7 +25,7 @@ generated in memory, then fed request by request, with their row ids, into a ``D
 written as JSON (``to_partial``): that is the per-hour cost, timed apart from generating the rows. A fresh
 process then loads the 24 JSON partials, merges them (``DriftAccumulator.from_partials``) and computes the
 verdict and the distributions: ``drift_partials_rows<N>_seconds`` times that step, and ``..._peak_mb`` is
-that process's peak memory (``ru_maxrss``, imports and the card's baseline included, as for the single pass).
+that process's peak memory (``VmHWM``, imports and the card's baseline included, as for the single pass).
 """
 
 from __future__ import annotations
@@ -89,6 +89,14 @@ def _outcomes_prefix(rows: int) -> str:
 
 
 def _maxrss_mb() -> float:
+    """This process's peak resident memory. Linux keeps ``ru_maxrss`` across exec, so a child started by
+    a large parent would report the parent's size: ``VmHWM`` (reset at exec) is read where it exists."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
