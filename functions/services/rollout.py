@@ -537,7 +537,9 @@ def make_champion(ports: RolloutPorts, model_name: str, version: int, reason: st
     (write the step, make it, mark it done), as a finished canary does. Refused while a canary runs."""
 
     def act(state: RolloutState, etag: str | None) -> TickResult:
-        if state.status in ("canary", "pending"):
+        # A requested (not started) canary of this very version is superseded by promoting it now.
+        superseded = state.status == "pending" and state.challenger_version == version
+        if state.status in ("canary", "pending") and not superseded:
             raise RolloutError(
                 f"a rollout of v{state.challenger_version} is {state.status}: finish it (`mlops promote`) or roll it"
                 " back (`mlops rollback`) first"

@@ -805,6 +805,18 @@ def test_an_operator_promotion_of_a_waiting_challenger_makes_it_champion_at_once
     assert world.tick().action == "none"
 
 
+def test_an_operator_promotion_of_a_requested_canary_makes_the_challenger_champion_at_once(world: World) -> None:
+    world.train_challenger()  # registered as challenger, its canary requested (pending)
+    assert world.state().status == "pending"
+
+    result = rollout.promote(world.ports, NAME, world.policy)
+
+    assert (result.action, result.state.status, result.state.challenger_version) == ("promote", "promoted", 2)
+    assert world.pinned_model(world.routing().stable_version) == "2" and world.routing().weights == {}
+    assert world.registry.get_aliases(NAME) == {"champion": 2, "previous": 1}
+    assert world.tick().action == "none"
+
+
 def test_an_operator_promotion_with_canary_of_a_waiting_challenger_requests_its_canary(world: World) -> None:
     _waiting_challenger(world)
 
