@@ -148,8 +148,8 @@ def take_turn(
             )
             if state.paused:
                 raise DeployError(
-                    f"{running} is paused and never ends by itself: resume it (`mlops resume --aws`), or deploy with"
-                    " CANARY=promote or CANARY=rollback to end it first"
+                    f"{running} is paused and never ends by itself: resume it (`mlops --stage {deployed.stage} resume"
+                    " --aws`), or deploy with CANARY=promote or CANARY=rollback to end it first"
                 )
             if clock() >= deadline:
                 raise DeployError(f"{running} still runs after {options.wait_seconds:.0f} s; deploy again later")
@@ -165,10 +165,14 @@ def take_turn(
             lock.release(lease)
             continue
         reason = f"ended for a code deployment of stage {deployed.stage}"
-        if options.canary == "promote":
-            result = rollout.promote(ports, name, controller.policy)
-        else:
-            result = rollout.rollback(ports, name, reason)
+        try:
+            if options.canary == "promote":
+                result = rollout.promote(ports, name, controller.policy)
+            else:
+                result = rollout.rollback(ports, name, reason)
+        except BaseException:
+            lock.release(lease)  # nothing was deployed: the controller goes on at once
+            raise
         say(f"canary of v{state.challenger_version}: {result.action} ({result.reason})")
         return lease
 
