@@ -81,6 +81,19 @@ class Lease:
     took_over_from: str | None = None
 
 
+def _delete_if_match(s3: Any, bucket: str, key: str, etag: str) -> bool:
+    """Delete ``key`` if its ETag is still ``etag``; False if it is gone or was rewritten meanwhile."""
+    try:
+        s3.delete_object(Bucket=bucket, Key=key, IfMatch=etag)
+    except ClientError as exc:
+        if is_precondition_failed(exc) or is_not_found(exc):
+            return False
+        raise StorageError(f"releasing s3://{bucket}/{key} failed: {error_code(exc)}") from exc
+    except BotoCoreError as exc:
+        raise StorageError(f"releasing s3://{bucket}/{key} failed: {type(exc).__name__}") from exc
+    return True
+
+
 class S3RetrainLock:
     """At most one retrain per model at a time; a dead holder's lock expires after ``ttl_seconds``.
 
@@ -158,16 +171,7 @@ class S3RetrainLock:
         held = self.current(lease.model_name)
         if held is None or held.document is None or held.document.owner != lease.owner:
             return False
-        key = self.key(lease.model_name)
-        try:
-            self._s3.delete_object(Bucket=self.bucket, Key=key, IfMatch=held.etag)
-        except ClientError as exc:
-            if is_precondition_failed(exc) or is_not_found(exc):
-                return False
-            raise StorageError(f"releasing s3://{self.bucket}/{key} failed: {error_code(exc)}") from exc
-        except BotoCoreError as exc:
-            raise StorageError(f"releasing s3://{self.bucket}/{key} failed: {type(exc).__name__}") from exc
-        return True
+        return _delete_if_match(self._s3, self.bucket, self.key(lease.model_name), held.etag)
 
 
 class RetrainEvidence(BaseModel):
@@ -370,12 +374,4 @@ class S3DeployLock:
         Returns:
             True if this lease's lock was deleted; False if it was gone or is someone else's now.
         """
-        try:
-            self._s3.delete_object(Bucket=self.bucket, Key=DEPLOY_LOCK_KEY, IfMatch=lease.etag)
-        except ClientError as exc:
-            if is_precondition_failed(exc) or is_not_found(exc):
-                return False
-            raise StorageError(f"releasing s3://{self.bucket}/{DEPLOY_LOCK_KEY} failed: {error_code(exc)}") from exc
-        except BotoCoreError as exc:
-            raise StorageError(f"releasing s3://{self.bucket}/{DEPLOY_LOCK_KEY} failed: {type(exc).__name__}") from exc
-        return True
+        return _delete_if_match(self._s3, self.bucket, DEPLOY_LOCK_KEY, lease.etag)
