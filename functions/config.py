@@ -49,7 +49,7 @@ class DriftConfig(BaseModel):
     min_rows: int = drift_default("min_rows")
     performance_tolerance: float = drift_default("performance_tolerance")
     prediction_psi_drift: float = drift_default("prediction_psi_drift")
-    sample_size: int = Field(default=5000, ge=100, description="Reservoir sample of current values for KS.")
+    sample_size: int = Field(default=5000, ge=100, description="Rows kept for KS: lowest row id hashes.")
     reports_prefix: str = "reports/drift"
 
 

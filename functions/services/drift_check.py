@@ -473,7 +473,6 @@ def check_drift(
     window_hours: float = 24.0,
     now: datetime | None = None,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
-    seed: int = 0,
 ) -> DriftCheckResult:
     """Check the serving model's window for drift and, with outcomes, for lost quality; report and alert.
 
@@ -497,9 +496,8 @@ def check_drift(
         window: the capture window; the ``window_hours`` before ``now`` when None.
         window_hours: the default window's length.
         now: the time of the check (the report's timestamp); the current time when None.
-        sample_size: rows of the window kept for the KS tests (those whose row ids hash lowest).
-        seed: unused, kept so callers need not change: the KS sample no longer draws at random
-            but keeps the rows whose ids hash lowest, so that partial samples merge.
+        sample_size: rows of the window kept for the KS tests (those whose row ids hash lowest, so that
+            partial samples merge).
 
     Returns:
         The report, where it was written, and the events published.
@@ -510,7 +508,6 @@ def check_drift(
     card = registry.get_card(model_name, version)
     skipped = SkippedRecords()
     known = outcomes.read_since(model_name, window.start, skipped=skipped)  # a window's labels come after it began
-    del seed  # see Args
     scan = _scan(captures, known, card, window, sample_size=sample_size, skipped=skipped)
     drift = scan.drift.report(policy)
     performance = None

@@ -156,7 +156,7 @@ def evaluate_drift(
     """Compare one window of live traffic with the model card's baseline.
 
     PSI and chi-square use every value in ``current_columns``; KS compares the baseline's bounded
-    reference sample with ``current_sample`` when given (e.g. a reservoir sample of the window),
+    reference sample with ``current_sample`` when given (e.g. the bottom-k sample of the window),
     else with the full column. All feature tests form one family for the multiple-testing
     correction. The verdict is DRIFT when any feature drifts (see :class:`DriftPolicy`) or the
     prediction PSI reaches ``policy.prediction_psi_drift``.

@@ -123,7 +123,7 @@ def ks_test(reference: npt.ArrayLike, current: npt.ArrayLike) -> tuple[float, fl
     """Two-sample Kolmogorov-Smirnov test (two-sided, ``method="auto"``).
 
     ``reference`` is normally the model card's bounded reference sample, and ``current`` may be a
-    bounded (e.g. reservoir) sample of the live window rather than every value: the test only
+    bounded (e.g. bottom-k by row id hash) sample of the live window rather than every value: the test only
     needs two independent samples, and bounding both keeps its cost and its sensitivity to
     trivial shifts in check. Missing values are dropped from both sides.
 
