@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from functions.config import NO_CHAMPION, StageConfig, function_environment, stage_config
+from functions.config import NO_CHAMPION, StageConfig, stage_config
 from functions.errors import MlopsError
 from infra.assets import REPO
 
@@ -109,14 +109,6 @@ def deploy_args(config: StageConfig, options: DeployOptions, champion: str) -> l
     ]
 
 
-def _rollout_ports(deployed: StageConfig, clients: Any) -> Any:
-    from functions.handlers.rollout import RolloutFunction
-    from functions.settings import RolloutSettings
-
-    values = {k.lower(): v for k, v in function_environment(deployed, "rollout").items()}
-    return RolloutFunction(RolloutSettings.model_validate(values), clients, deployed.metrics_namespace)
-
-
 def take_turn(
     deployed: StageConfig,
     clients: Any,
@@ -134,9 +126,10 @@ def take_turn(
         DeployError: a paused canary (it never ends by itself), or the wait ran out.
     """
     from functions.adapters.locks import S3DeployLock
+    from functions.local.cli import rollout_function
     from functions.services import rollout
 
-    controller = _rollout_ports(deployed, clients)
+    controller = rollout_function(deployed, clients)
     ports, name = controller.ports, deployed.model_name
     lock = S3DeployLock(clients.s3, deployed.registry_bucket)
     deadline = clock() + options.wait_seconds

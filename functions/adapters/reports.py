@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from functions.adapters.s3 import get_bytes, put_bytes
+from functions.adapters.s3 import get_bytes, list_keys, put_bytes
 from functions.config import METRICS_NAMESPACE
 from functions.domain.drift import DriftCheckReport, FeatureDistribution, FeatureDrift
 from functions.errors import StorageError
@@ -73,9 +73,7 @@ class S3ReportStore:
         """When the latest check before ``before`` that found no drift ended its window (None if none of the
         last ``limit`` checks did): a shift found now began after it."""
         prefix = f"{self.prefix}/{model_name}/"
-        keys: list[str] = []
-        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            keys.extend(o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".json"))
+        keys = [key for key in list_keys(self._s3, self.bucket, prefix) if key.endswith(".json")]
         for key in sorted(keys, reverse=True)[:limit]:
             found = get_bytes(self._s3, self.bucket, key)
             if found is None:

@@ -83,11 +83,13 @@ def list_prefixes(s3: Any, bucket: str, prefix: str) -> list[str]:
     return out
 
 
-def keys_after(s3: Any, bucket: str, prefix: str, start_after: str) -> Iterator[str]:
-    """The keys under ``prefix`` that sort after ``start_after``, in key order; a page is asked for only when needed."""
+def keys_after(s3: Any, bucket: str, prefix: str, start_after: str | None = None) -> Iterator[str]:
+    """The keys under ``prefix`` (that sort after ``start_after``, if given), in key order; a page is asked for
+    only when needed."""
+    bounds = {"StartAfter": start_after} if start_after else {}
     try:
         paginator = s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, StartAfter=start_after):
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, **bounds):
             for entry in page.get("Contents", []):
                 yield entry["Key"]
     except ClientError as exc:
@@ -98,11 +100,4 @@ def keys_after(s3: Any, bucket: str, prefix: str, start_after: str) -> Iterator[
 
 def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
     """Every key under ``prefix``."""
-    out: list[str] = []
-    try:
-        paginator = s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            out.extend(o["Key"] for o in page.get("Contents", []))
-    except ClientError as exc:
-        raise StorageError(f"listing s3://{bucket}/{prefix} failed: {error_code(exc)}") from exc
-    return out
+    return list(keys_after(s3, bucket, prefix))

@@ -226,7 +226,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 from functions.services import rollout
 
                 done = rollout.make_champion(
-                    _rollout_function(config, clients).ports,
+                    rollout_function(config, clients).ports,
                     name,
                     card.version,
                     "first version of the model" if first else "mlops train --champion",
@@ -340,7 +340,8 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     return 0 if int(response["statusCode"]) < 400 else 1
 
 
-def _rollout_function(config: StageConfig, clients: Any) -> Any:
+def rollout_function(config: StageConfig, clients: Any) -> Any:
+    """The rollout function of ``config``'s stage as its stack configures it, run in this process."""
     from functions.handlers.rollout import RolloutFunction
     from functions.local.host import settings_values
     from functions.settings import RolloutSettings
@@ -407,7 +408,7 @@ def _live_stage(function: Any, state: Any) -> Any:
 def cmd_rollout(args: argparse.Namespace) -> int:
     config = stage_config(args.stage)
     with aws_target(args, config) as (clients, config):
-        function = _rollout_function(config, clients)
+        function = rollout_function(config, clients)
         if args.command != "status":
             from functions.services import rollout
 
