@@ -51,6 +51,13 @@ class DriftConfig(BaseModel):
     prediction_psi_drift: float = drift_default("prediction_psi_drift")
     sample_size: int = Field(default=5000, ge=100, description="Rows kept for KS: lowest row id hashes.")
     reports_prefix: str = "reports/drift"
+    aggregates_prefix: str = "aggregates/drift"
+    aggregate_schedule: str = Field(
+        default="rate(15 minutes)", description="How often the recent hours' drift aggregates are brought up to date."
+    )
+    aggregate_hours: int = Field(
+        default=2, ge=1, le=48, description="Hours each aggregation looks at (the current one too)."
+    )
 
 
 class RetrainConfig(BaseModel):
@@ -212,6 +219,8 @@ def function_environment(config: StageConfig, function: str) -> dict[str, str]:
         return {
             **loop,
             "REPORTS_PREFIX": d.reports_prefix,
+            "AGGREGATES_PREFIX": d.aggregates_prefix,
+            "AGGREGATE_HOURS": str(d.aggregate_hours),
             "WINDOW_HOURS": str(d.window_hours),
             "PSI_WARNING": str(d.psi_warning),
             "PSI_DRIFT": str(d.psi_drift),

@@ -82,6 +82,8 @@ class DriftCheckSettings(_Common):
     capture_prefix: str = "capture"
     outcomes_prefix: str = "outcomes"
     reports_prefix: str = "reports/drift"
+    aggregates_prefix: str = "aggregates/drift"
+    aggregate_hours: int = Field(default=2, ge=1, le=48)
     event_bus_name: str
     event_source: str = "mlops"
     window_hours: float = Field(default=24.0, gt=0)

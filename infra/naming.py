@@ -20,6 +20,11 @@ def schedule_rule_name(config: StageConfig, function: FunctionKey) -> str:
     return f"{config.resource_name(function)}-schedule"
 
 
+def aggregate_rule_name(config: StageConfig) -> str:
+    """The rule that runs drift-check's ``aggregate`` action (functions/services/drift_hours.py)."""
+    return f"{config.resource_name('drift_aggregate')}-schedule"
+
+
 def api_name(config: StageConfig) -> str:
     return config.resource_name("api")
 

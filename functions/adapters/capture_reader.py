@@ -8,7 +8,7 @@ the objects in the window (up to 1000 keys a page), not with its hours or days.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,6 +53,14 @@ def hour_prefixes(prefix: str, model_name: str, start: datetime, end: datetime) 
     return out
 
 
+def partition_hour(key: str) -> datetime:
+    """The hour of the ``dt=YYYY-MM-DD/hour=HH/`` partition holding the capture object ``key``."""
+    day, hour = key.rsplit("/", 3)[1:3]
+    return datetime.strptime(f"{day.removeprefix('dt=')} {hour.removeprefix('hour=')}", "%Y-%m-%d %H").replace(
+        tzinfo=UTC
+    )
+
+
 class S3CaptureReader:
     """Streams captured requests of a time window from the data bucket."""
 
@@ -86,6 +94,17 @@ class S3CaptureReader:
                 keys.append(key)
         return keys
 
+    def keys_by_hour(self, model_name: str, start: datetime, end: datetime) -> dict[datetime, list[str]]:
+        """:meth:`keys`, grouped by the hour partition that holds them (in time order).
+
+        Raises:
+            StorageError: the listing failed.
+        """
+        grouped: dict[datetime, list[str]] = {}
+        for key in self.keys(model_name, start, end):
+            grouped.setdefault(partition_hour(key), []).append(key)
+        return grouped
+
     def iter_requests(
         self,
         model_name: str,
@@ -99,19 +118,34 @@ class S3CaptureReader:
         A line that is not a well-formed capture record, or an object that is not gzip, is skipped and
         counted in ``skipped``; a failed read raises ``StorageError``.
         """
+        keys = self.keys(model_name, start, end)
+        for request in self.read_keys(keys, start, end, skipped=skipped):
+            if model_version is None or request.model_version == model_version:
+                yield request
+
+    def read_keys(
+        self,
+        keys: Iterable[str],
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        skipped: SkippedRecords | None = None,
+    ) -> Iterator[CapturedRequest]:
+        """The captured requests of the objects ``keys``, in order; only those with ``start <= ts <= end`` when given.
+
+        Corrupt lines and objects are skipped and counted in ``skipped``; a failed read raises ``StorageError``.
+        """
         skipped = skipped if skipped is not None else SkippedRecords()
-        lo, hi = start.timestamp(), end.timestamp()
-        for key in self.keys(model_name, start, end):
+        lo = start.timestamp() if start is not None else float("-inf")
+        hi = end.timestamp() if end is not None else float("inf")
+        for key in keys:
             for number, record in self._read(key, skipped):
                 request = _request(record)
                 if isinstance(request, str):
                     skipped.skip("capture", f"{key} line {number}", request)
                     continue
-                if not lo <= request.timestamp <= hi:
-                    continue
-                if model_version is not None and request.model_version != model_version:
-                    continue
-                yield request
+                if lo <= request.timestamp <= hi:
+                    yield request
 
     def _read(self, key: str, skipped: SkippedRecords) -> Iterator[tuple[int, Any]]:
         try:

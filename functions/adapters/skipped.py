@@ -24,6 +24,17 @@ class SkippedRecords:
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append(f"{where}: {reason}")
 
+    def count(self, source: str, n: int) -> None:
+        """Add ``n`` records skipped earlier (by whoever built an aggregate), without examples."""
+        if n:
+            self.counts[source] = self.counts.get(source, 0) + n
+
+    def absorb(self, other: SkippedRecords) -> None:
+        """Add ``other``'s counts and, while there is room, its examples."""
+        for source, n in other.counts.items():
+            self.count(source, n)
+        self.examples.extend(other.examples[: MAX_EXAMPLES - len(self.examples)])
+
     @property
     def total(self) -> int:
         return sum(self.counts.values())

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
+from functions.adapters.aggregates import S3AggregateStore
 from functions.adapters.capture_reader import S3CaptureReader
 from functions.adapters.events import EventBridgePublisher
 from functions.adapters.outcomes import S3OutcomeStore
@@ -22,6 +23,7 @@ from functions.errors import FieldError, ValidationError
 from functions.handlers.scheduled import instrument_scheduled
 from functions.observability import metrics
 from functions.services.drift_check import Window, check_drift
+from functions.services.drift_hours import aggregate_recent
 from functions.settings import DriftCheckSettings
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
@@ -32,6 +34,10 @@ class DriftCheckRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    action: Literal["check", "aggregate"] = Field(
+        default="check",
+        description="check: the window's drift; aggregate: bring the recent hours' drift aggregates up to date.",
+    )
     window_hours: float | None = Field(default=None, gt=0, description="Window length; the settings' when absent.")
     start: datetime | None = Field(default=None, description="Window start; ``end - window_hours`` when absent.")
     end: datetime | None = Field(default=None, description="Window end; now when absent.")
@@ -118,6 +124,7 @@ class DriftCheckEnvironment:
         self.outcomes = S3OutcomeStore(clients.s3, s.data_bucket, s.outcomes_prefix)
         self.publisher = EventBridgePublisher(clients.events, s.event_bus_name, s.event_source)
         self.reports = S3ReportStore(clients.s3, s.data_bucket, s.reports_prefix)
+        self.aggregates = S3AggregateStore(clients.s3, s.data_bucket, s.aggregates_prefix)
         self.metrics = EmfMetricSink(metrics)
         self.policy = DriftPolicy(
             psi_warning=s.psi_warning,
@@ -137,18 +144,37 @@ class DriftCheckFunction:
         self.env = env
 
     def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        """Check the serving model's window.
+        """Check the serving model's window, or (``"action": "aggregate"``) update the recent hours' aggregates.
 
         Args:
             event: the scheduled event, an EventBridge event with a request, or an operator's request.
             context: the Lambda context.
 
         Returns:
-            ``DriftCheckResult.as_dict()``: verdict, drifted, performance, report keys, events published.
+            ``DriftCheckResult.as_dict()``: verdict, drifted, performance, report keys, events published;
+            for ``aggregate``, what :func:`aggregate_recent` did per hour.
         """
         request = parse_event(event)
         env, s = self.env, self.env.settings
         now = env.clock()
+        if request.action == "aggregate":
+            given = [
+                name for name in ("window_hours", "start", "end", "model_version") if name in request.model_fields_set
+            ]
+            if given:
+                raise ValidationError(
+                    "invalid drift-check event",
+                    [FieldError(name, "only a check takes it, not action aggregate") for name in given],
+                )
+            return aggregate_recent(
+                registry=env.registry,
+                captures=env.captures,
+                aggregates=env.aggregates,
+                model_name=s.model_name,
+                now=now,
+                sample_size=s.sample_size,
+                hours=s.aggregate_hours,
+            )
         result = check_drift(
             registry=env.registry,
             captures=env.captures,
@@ -163,6 +189,7 @@ class DriftCheckFunction:
             window=request.window(s.window_hours, now),
             now=now,
             sample_size=s.sample_size,
+            aggregates=env.aggregates,
         )
         return result.as_dict()
 

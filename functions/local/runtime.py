@@ -23,6 +23,7 @@ from functions.deployment import rate_seconds
 from functions.local.gateway import ApiServer
 from functions.local.host import FunctionHost
 from functions.local.observability import LocalMetrics, OutputRouter
+from functions.services.drift_hours import AGGREGATE_EVENT
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 LAMBDA_ROLE = "mlops-local-lambda"
@@ -242,13 +243,16 @@ class LocalScheduler:
         self.runtime = runtime
         self._on_run = on_run or (lambda _line: None)
         config = runtime.config
-        schedules = {
-            "drift_check": config.drift.schedule,
-            "retrain": config.retrain.schedule,
-            "rollout": config.rollout.schedule,
+        # job -> (function, rate, event); None: the function's "Scheduled Event"
+        schedules: dict[str, tuple[str, str, dict[str, Any] | None]] = {
+            "drift_check": ("drift_check", config.drift.schedule, None),
+            "drift_aggregate": ("drift_check", config.drift.aggregate_schedule, dict(AGGREGATE_EVENT)),
+            "retrain": ("retrain", config.retrain.schedule, None),
+            "rollout": ("rollout", config.rollout.schedule, None),
         }
         hosted = runtime.host.handlers if runtime.host is not None else {}
-        self.jobs = {name: float(rate_seconds(rate)) for name, rate in schedules.items() if name in hosted}
+        self._targets = {name: (fn, event) for name, (fn, _, event) in schedules.items() if fn in hosted}
+        self.jobs = {name: float(rate_seconds(schedules[name][1])) for name in self._targets}
         self._next = {name: time.monotonic() + interval for name, interval in self.jobs.items()}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="local-scheduler", daemon=True)
@@ -270,7 +274,7 @@ class LocalScheduler:
         self._on_run(f"{function}: {summarize(result)}")
         for published in result.get("events", []) if isinstance(result, dict) else []:
             target = self.RULES.get(published.get("detail_type", ""))
-            if target is not None and target in self.jobs:
+            if target is not None and target in self._targets:
                 self.run(target, bus_event(self.runtime.config, published["detail_type"], published["detail"]))
         return result
 
@@ -285,7 +289,7 @@ class LocalScheduler:
                 for name, interval in self.jobs.items():
                     if now >= self._next[name]:
                         self._next[name] = now + interval
-                        self.run(name)
+                        self.run(*self._targets[name])
             except Exception as exc:  # noqa: BLE001 - a failed run is reported; the schedule goes on
                 self._on_run(f"scheduled run failed: {type(exc).__name__}: {exc}")
 

@@ -25,12 +25,23 @@ from functions.domain.drift import (
     DEFAULT_SAMPLE_SIZE,
     DriftAccumulator,
     DriftCheckReport,
+    DriftPartial,
     DriftPolicy,
     PerformanceAccumulator,
     Verdict,
     WindowModel,
+    row_hashes,
 )
+from functions.domain.drift.hourly import HOUR, JoinRows, hour_of
 from functions.observability import logger
+from functions.services.drift_hours import (
+    AggregateStore,
+    CardLookup,
+    HourCaptures,
+    bring_up_to_date,
+    card_lookup,
+    model_outputs,
+)
 
 # DriftVerdict metric: one number per check, so one alarm (>= 1) catches drift and a second
 # (<= -1 for N periods) catches a window that is too thin to judge for too long.
@@ -53,20 +64,7 @@ class CardSource(Protocol):
         ...
 
 
-class CaptureSource(Protocol):
-    """Captured traffic, streamed (see :class:`functions.adapters.capture_reader.S3CaptureReader`)."""
-
-    def iter_requests(
-        self,
-        model_name: str,
-        start: datetime,
-        end: datetime,
-        model_version: int | None = None,
-        skipped: SkippedRecords | None = None,
-    ) -> Iterator[CapturedRequest]:
-        """Every captured request with ``start <= ts <= end`` (optionally of one model version); corrupt
-        records are skipped and counted in ``skipped``."""
-        ...
+CaptureSource = HourCaptures  # captured traffic by hour, streamed (``S3CaptureReader``)
 
 
 class OutcomeSource(Protocol):
@@ -134,16 +132,20 @@ class Window:
 
     @classmethod
     def last(cls, hours: float, end: datetime) -> Window:
-        """The ``hours`` before ``end``.
+        """The ``hours`` before ``end``, from the top of the hour they begin in.
+
+        Starting on an hour makes every hour of the window whole but the one ``end`` falls in, so a
+        check reads one aggregate per hour (see :mod:`functions.services.drift_hours`); the window is
+        up to an hour longer than asked, and the report gives its bounds.
 
         Args:
-            hours: the window's length.
+            hours: the window's length, at least.
             end: its end (timezone-aware).
 
         Returns:
             The window.
         """
-        return cls(start=end - timedelta(hours=hours), end=end)
+        return cls(start=hour_of(end - timedelta(hours=hours)), end=end)
 
     @property
     def hours(self) -> float:
@@ -209,16 +211,6 @@ class _Scan:
     performance: PerformanceAccumulator | None
     other_rows: int = 0
     joined: int = 0
-
-
-def _outputs(card: ModelCard, request: CapturedRequest) -> Sequence[Any] | None:
-    """The outputs the prediction baseline describes: probabilities for classifiers, values for regression."""
-    if card.task == "regression":
-        return request.predictions
-    if request.probabilities is not None:
-        return request.probabilities
-    # Predicted labels still describe a multiclass model; a binary baseline bins probabilities only.
-    return request.predictions if card.task == "multiclass_classification" else None
 
 
 def outcomes_by_request(outcomes: Mapping[str, Any]) -> dict[str, list[tuple[int, Any]]]:
@@ -319,28 +311,101 @@ def prefetched(requests: Iterator[CapturedRequest], rows: int = 1000, depth: int
         reader.join(timeout=5)
 
 
+def _whole(hour: datetime, window: Window, now: datetime) -> bool:
+    """Whether every row of ``hour``'s partition is in ``window`` (so its aggregate stands for it).
+
+    The hour the check runs in counts as whole when the window ends at or after ``now``: its rows
+    so far are all before the window's end.
+    """
+    if hour < window.start:
+        return False
+    return hour + HOUR <= window.end or (hour <= now < hour + HOUR and window.end >= now)
+
+
+def _labels_by_row_key(outcomes: Mapping[str, Any]) -> dict[str, Any]:
+    """Outcomes keyed as :class:`~functions.domain.drift.hourly.JoinRows` keys rows (row-id hash, 16 hex digits)."""
+    ids = list(outcomes)
+    return {f"{k:016x}": outcomes[row_id] for k, row_id in zip(row_hashes(ids).tolist(), ids, strict=True)}
+
+
+def _join_rows(scan: _Scan, rows: JoinRows, labels: Mapping[str, Any]) -> None:
+    assert scan.performance is not None
+    hits = [i for i, key in enumerate(rows.row_keys) if key in labels]
+    if not hits:
+        return
+    probabilities = None
+    if rows.probabilities is not None:
+        kept = [rows.probabilities[i] for i in hits]
+        probabilities = [p for p in kept if p is not None]
+        if len(probabilities) < len(kept):
+            probabilities = None  # a version answers probabilities for every row or for none
+    scan.performance.add([labels[rows.row_keys[i]] for i in hits], [rows.predictions[i] for i in hits], probabilities)
+    scan.joined += len(hits)
+
+
+def _add_request(scan: _Scan, card: ModelCard, request: CapturedRequest, labelled: Mapping[str, Any]) -> None:
+    if request.model_version != card.version:
+        scan.other_rows += request.n_rows
+        return
+    scan.drift.add(request.features, model_outputs(card, request), request.n_rows, row_ids=request.row_ids)
+    rows = labelled.get(request.request_id)
+    if rows:
+        _join(scan, request, rows)
+
+
 def _scan(
     captures: CaptureSource,
     outcomes: Mapping[str, Any],
     card: ModelCard,
     window: Window,
     *,
+    now: datetime,
     sample_size: int,
     skipped: SkippedRecords,
+    aggregates: AggregateStore | None,
+    cards: CardLookup,
 ) -> _Scan:
+    """Count the window: whole hours from their aggregates (grown by what they miss), the rest from capture."""
     scan = _Scan(
         drift=DriftAccumulator(card.baseline, card.task, sample_size=sample_size),
         performance=PerformanceAccumulator(card.task, card.classes) if outcomes else None,
     )
     labelled = outcomes_by_request(outcomes)
-    for request in prefetched(captures.iter_requests(card.name, window.start, window.end, skipped=skipped)):
-        if request.model_version != card.version:
-            scan.other_rows += request.n_rows
+    labels = _labels_by_row_key(outcomes) if outcomes else {}
+    by_hour = captures.keys_by_hour(card.name, window.start, window.end)
+    whole = [hour for hour in by_hour if aggregates is not None and _whole(hour, window, now)]
+    stored = aggregates.hours(card.name, whole[0], whole[-1]) if aggregates is not None and whole else set()
+    partials: list[DriftPartial] = []
+    for hour, keys in by_hour.items():
+        if aggregates is None or hour not in whole:
+            for request in prefetched(captures.read_keys(keys, window.start, window.end, skipped=skipped)):
+                _add_request(scan, card, request, labelled)
             continue
-        scan.drift.add(request.features, _outputs(card, request), request.n_rows, row_ids=request.row_ids)
-        rows = labelled.get(request.request_id)
-        if rows:
-            _join(scan, request, rows)
+        state = bring_up_to_date(
+            captures=captures,
+            aggregates=aggregates,
+            model_name=card.name,
+            hour=hour,
+            keys=keys,
+            stored=hour in stored,
+            cards=cards,
+            sample_size=sample_size,
+            now=now,
+            with_rows=bool(labels),
+            read=prefetched,
+        )
+        builder = state.builder
+        rows = builder.rows_by_version()
+        scan.other_rows += sum(rows.values()) - rows.get(card.version, 0)
+        partial = builder.partial(card.version, card)
+        if partial is not None:
+            partials.append(partial)
+        skipped.count("capture", builder.base.skipped if builder.base is not None else 0)
+        skipped.absorb(builder.skipped)
+        if labels:
+            _join_rows(scan, state.rows(card.version), labels)
+    if partials:
+        scan.drift.merge(DriftAccumulator.from_partials(card.baseline, partials))
     return scan
 
 
@@ -473,6 +538,7 @@ def check_drift(
     window_hours: float = 24.0,
     now: datetime | None = None,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
+    aggregates: AggregateStore | None = None,
 ) -> DriftCheckResult:
     """Check the serving model's window for drift and, with outcomes, for lost quality; report and alert.
 
@@ -498,6 +564,8 @@ def check_drift(
         now: the time of the check (the report's timestamp); the current time when None.
         sample_size: rows of the window kept for the KS tests (those whose row ids hash lowest, so that
             partial samples merge).
+        aggregates: hourly aggregates: each whole hour of the window is read from its aggregate, grown
+            by the capture objects it does not cover yet (and saved); None reads every capture object.
 
     Returns:
         The report, where it was written, and the events published.
@@ -508,7 +576,17 @@ def check_drift(
     card = registry.get_card(model_name, version)
     skipped = SkippedRecords()
     known = outcomes.read_since(model_name, window.start, skipped=skipped)  # a window's labels come after it began
-    scan = _scan(captures, known, card, window, sample_size=sample_size, skipped=skipped)
+    scan = _scan(
+        captures,
+        known,
+        card,
+        window,
+        now=now,
+        sample_size=sample_size,
+        skipped=skipped,
+        aggregates=aggregates,
+        cards=card_lookup(registry, model_name, [card]),
+    )
     drift = scan.drift.report(policy)
     performance = None
     if scan.performance is not None and scan.joined:

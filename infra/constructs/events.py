@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -11,7 +13,8 @@ from constructs import Construct
 
 from functions.adapters.events import MODEL_DRIFT_DETECTED, MODEL_PERFORMANCE_DEGRADED
 from functions.config import StageConfig
-from infra.naming import schedule_rule_name
+from functions.services.drift_hours import AGGREGATE_EVENT
+from infra.naming import aggregate_rule_name, schedule_rule_name
 from infra.settings import FunctionKey
 
 DELIVERY_RETRIES = 2
@@ -32,9 +35,10 @@ class EventsConstruct(Construct):
         self.bus = events.EventBus(self, "Bus", event_bus_name=config.event_bus_name)
         self.rules: dict[str, events.Rule] = {}
 
-    def _target(self, function: lambda_.IFunction) -> targets.LambdaFunction:
+    def _target(self, function: lambda_.IFunction, payload: dict[str, Any] | None = None) -> targets.LambdaFunction:
         return targets.LambdaFunction(
             function,
+            event=None if payload is None else events.RuleTargetInput.from_object(payload),
             dead_letter_queue=self.failures,
             retry_attempts=DELIVERY_RETRIES,
             max_event_age=DELIVERY_MAX_AGE,
@@ -51,6 +55,19 @@ class EventsConstruct(Construct):
             targets=[self._target(function)],
         )
         self.rules[f"{key}-schedule"] = rule
+        return rule
+
+    def aggregation(self, expression: str, function: lambda_.IFunction) -> events.Rule:
+        """Run drift-check's ``{"action": "aggregate"}`` on ``expression``: the recent hours' drift aggregates."""
+        rule = events.Rule(
+            self,
+            "DriftAggregateSchedule",
+            rule_name=aggregate_rule_name(self.config),
+            description=f"{expression}: drift-check aggregate (functions/config.py)",
+            schedule=events.Schedule.expression(expression),
+            targets=[self._target(function, AGGREGATE_EVENT)],
+        )
+        self.rules["drift-aggregate-schedule"] = rule
         return rule
 
     def on_model_events(self, function: lambda_.IFunction) -> events.Rule:

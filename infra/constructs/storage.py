@@ -86,6 +86,12 @@ class StorageConstruct(Construct):
                     expiration=Duration.days(settings.reports_expiration_days),
                 ),
                 s3.LifecycleRule(
+                    # Hourly drift aggregates summarize capture, and go with it.
+                    id="drift-aggregates",
+                    prefix=f"{config.drift.aggregates_prefix}/",
+                    expiration=Duration.days(settings.capture_expiration_days),
+                ),
+                s3.LifecycleRule(
                     id="old-versions",
                     noncurrent_version_expiration=Duration.days(settings.data_noncurrent_days),
                     abort_incomplete_multipart_upload_after=ABORT_UPLOADS_AFTER,

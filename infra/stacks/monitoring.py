@@ -110,6 +110,7 @@ class MonitoringStack(Stack):
         self._grant_rollout_controls()
 
         self.events.schedule("drift_check", config.drift.schedule, self.drift_check.function)
+        self.events.aggregation(config.drift.aggregate_schedule, self.drift_check.function)
         self.events.schedule("retrain", config.retrain.schedule, self.retrain.function)
         self.events.schedule("rollout", config.rollout.schedule, self.rollout.function)
         self.events.on_model_events(self.retrain.function)
@@ -124,15 +125,17 @@ class MonitoringStack(Stack):
     def _grant_storage(self, storage: StorageRefs) -> None:
         c = self.config
         capture, outcomes = f"{c.capture_prefix}/", f"{c.outcomes_prefix}/"
+        aggregates = f"{c.drift.aggregates_prefix}/"
         drift, retrain, rollout = self.drift_check, self.retrain, self.rollout
         grant_objects(drift, drift.role, storage.registry, read=[MODELS], purpose="the serving model's card")
         grant_objects(
             drift,
             drift.role,
             storage.data,
-            read=[capture, outcomes],
-            write=[f"{c.drift.reports_prefix}/"],
-            purpose="read captured traffic and outcomes, write drift reports",
+            read=[capture, outcomes, aggregates],
+            write=[f"{c.drift.reports_prefix}/", aggregates],
+            delete=[aggregates],
+            purpose="read captured traffic and outcomes, write drift reports, keep hourly drift aggregates",
         )
         grant_objects(
             retrain,

@@ -15,6 +15,7 @@ from functions.adapters.capture_reader import CapturedRequest
 from functions.adapters.reports import ReportLocation, render_html
 from functions.domain.card import ModelCard
 from functions.domain.drift import DriftCheckReport, DriftPolicy
+from functions.domain.drift.hourly import hour_of
 from functions.errors import ModelNotFoundError, StorageError
 from functions.services.drift_check import (
     MetricPoint,
@@ -51,18 +52,27 @@ class FakeCaptures:
     requests: list[CapturedRequest]
     fail_after: int | None = None
 
-    def iter_requests(
-        self,
-        model_name: str,
-        start: datetime,
-        end: datetime,
-        model_version: int | None = None,
-        skipped: Any = None,
-    ) -> Iterator[CapturedRequest]:
+    """Each request is a capture object of its own, keyed by its index, in its timestamp's hour."""
+
+    def keys_by_hour(self, model_name: str, start: datetime, end: datetime) -> dict[datetime, list[str]]:
+        grouped: dict[datetime, list[str]] = {}
         for i, request in enumerate(self.requests):
+            hour = hour_of(datetime.fromtimestamp(request.timestamp, UTC))
+            if hour_of(start) <= hour <= end:
+                grouped.setdefault(hour, []).append(str(i))
+        return dict(sorted(grouped.items()))
+
+    def read_keys(
+        self, keys: Any, start: datetime | None = None, end: datetime | None = None, *, skipped: Any = None
+    ) -> Iterator[CapturedRequest]:
+        for key in keys:
+            i = int(key)
             if self.fail_after is not None and i == self.fail_after:
                 raise StorageError("capture object is not valid gzip")
-            if start.timestamp() <= request.timestamp <= end.timestamp():
+            request = self.requests[i]
+            if (start is None or start.timestamp() <= request.timestamp) and (
+                end is None or request.timestamp <= end.timestamp()
+            ):
                 yield request
 
 

@@ -1,0 +1,132 @@
+"""Hourly drift aggregates in the data bucket, next to the capture they summarize.
+
+Layout, under ``<prefix>/<model>/dt=YYYY-MM-DD/hour=HH/``:
+
+- ``aggregate.json``: the :class:`HourAggregate` (counts, KS samples, covered capture keys).
+  Written with If-None-Match when new and If-Match on the ETag read when grown, so two writers
+  never lose each other's rows: the loser's update is dropped and the next reader adds the
+  objects again.
+- ``rows-<sha256 prefix>.json.gz``: the :class:`HourRows` it names, written before it and named by
+  content, so an aggregate never points at rows of another update. The previous rows object is
+  deleted once the aggregate that replaced it is in place; a reader that finds its rows gone
+  treats the hour as having no aggregate.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections.abc import Iterator
+from datetime import datetime
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+
+from functions.adapters.capture_reader import partition_hour
+from functions.adapters.s3 import error_code, get_bytes, keys_after, put_bytes
+from functions.domain.drift.hourly import HourAggregate, HourRows, hour_of
+from functions.errors import StorageError
+
+AGGREGATE_FILE = "aggregate.json"
+
+
+class S3AggregateStore:
+    """Reads and writes hourly drift aggregates (see the module doc)."""
+
+    def __init__(self, s3: object, bucket: str, prefix: str = "aggregates/drift") -> None:
+        self._s3 = s3
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+
+    def partition(self, model_name: str, hour: datetime) -> str:
+        return f"{self.prefix}/{model_name}/dt={hour:%Y-%m-%d}/hour={hour:%H}/"
+
+    def key(self, model_name: str, hour: datetime) -> str:
+        return self.partition(model_name, hour_of(hour)) + AGGREGATE_FILE
+
+    def hours(self, model_name: str, start: datetime, end: datetime) -> set[datetime]:
+        """The hours from ``start``'s to ``end``'s that have an aggregate, from one listing (1000 keys a page).
+
+        Raises:
+            StorageError: the listing failed.
+        """
+        first, last = self.partition(model_name, hour_of(start)), self.partition(model_name, hour_of(end))
+        found: set[datetime] = set()
+        for key in self._keys_from(model_name, first):
+            if key[: len(last)] > last:
+                break
+            if key.endswith("/" + AGGREGATE_FILE):
+                found.add(partition_hour(key))
+        return found
+
+    def _keys_from(self, model_name: str, first: str) -> Iterator[str]:
+        return keys_after(self._s3, self.bucket, f"{self.prefix}/{model_name}/", first.rstrip("/"))
+
+    def get(self, model_name: str, hour: datetime) -> tuple[HourAggregate, str] | None:
+        """The hour's aggregate and its ETag; None when there is none, or it is unreadable (it is then rebuilt).
+
+        Raises:
+            StorageError: the read failed.
+        """
+        found = get_bytes(self._s3, self.bucket, self.key(model_name, hour))
+        if found is None:
+            return None
+        try:
+            return HourAggregate.model_validate_json(found[0]), found[1]
+        except ValidationError:
+            return None
+
+    def get_rows(self, key: str) -> HourRows | None:
+        """The rows object ``key`` names; None when it is gone (replaced meanwhile) or unreadable.
+
+        Raises:
+            StorageError: the read failed.
+        """
+        found = get_bytes(self._s3, self.bucket, key)
+        if found is None:
+            return None
+        try:
+            return HourRows.model_validate_json(gzip.decompress(found[0]))
+        except (ValidationError, OSError, EOFError):
+            return None
+
+    def put(self, aggregate: HourAggregate, rows: HourRows | None, etag: str | None) -> bool:
+        """Write ``aggregate`` (and its rows first), if the stored one is still the one read (``etag``; None: none).
+
+        Returns:
+            True when written; False when another writer changed the hour first (nothing of ours is then
+            referenced).
+
+        Raises:
+            StorageError: a write failed.
+        """
+        previous = aggregate.rows_object
+        new_rows = None
+        if rows is not None and rows.versions:
+            body = gzip.compress(rows.model_dump_json().encode(), compresslevel=5)
+            digest = hashlib.sha256(body).hexdigest()[:20]
+            new_rows = f"{self.partition(aggregate.model_name, aggregate.hour)}rows-{digest}.json.gz"
+            put_bytes(self._s3, self.bucket, new_rows, body, content_type="application/gzip")
+        doc = aggregate.model_copy(update={"rows_object": new_rows or previous})
+        written = put_bytes(
+            self._s3,
+            self.bucket,
+            self.key(aggregate.model_name, aggregate.hour),
+            doc.model_dump_json().encode(),
+            content_type="application/json",
+            if_none_match=etag is None,
+            if_match=etag,
+        )
+        if written is None:
+            return False  # our rows object, if any, is left unreferenced: harmless, and never read
+        if previous is not None and previous != doc.rows_object:
+            self._delete(previous)
+        return True
+
+    def _delete(self, key: str) -> None:
+        try:
+            self._s3.delete_object(Bucket=self.bucket, Key=key)  # type: ignore[attr-defined]
+        except ClientError as exc:
+            raise StorageError(f"deleting s3://{self.bucket}/{key} failed: {error_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"deleting s3://{self.bucket}/{key} failed: {type(exc).__name__}") from exc
