@@ -116,6 +116,10 @@ def test_drift_check_writes_reports_and_publishes_events_only(roles, objects, st
     assert may(drift, "s3:PutObject", objects("data", f"{config.drift.reports_prefix}/{MODEL}/r.json"))
     assert may(drift, "s3:GetObject", objects("data", f"{config.capture_prefix}/{MODEL}/x"))
     assert not may(drift, "s3:PutObject", objects("data", f"{config.capture_prefix}/{MODEL}/x"))
+    aggregate = objects("data", f"{config.drift.aggregates_prefix}/{MODEL}/dt=2026-01-01/hour=00/aggregate.json")
+    assert all(may(drift, action, aggregate) for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"))
+    assert not may(drift, "s3:DeleteObject", objects("data", f"{config.capture_prefix}/{MODEL}/x"))
+    assert not may(drift, "s3:DeleteObject", objects("data", f"{config.drift.reports_prefix}/{MODEL}/r.json"))
     assert not any(may(drift, "s3:PutObject", objects("registry", k)) for k in ("models/x", "locks/x", "rollouts/x"))
     publishers = {key for key, st in roles.items() if any("events:PutEvents" in s.actions for s in st)}
     assert publishers == {"drift_check", "retrain", "rollout"}

@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 from functions.adapters.events import MODEL_DRIFT_DETECTED, MODEL_PERFORMANCE_DEGRADED
-from infra.naming import code_deploy_alarm_names, function_name, schedule_rule_name
+from functions.handlers.drift_check import parse_event
+from functions.services.drift_hours import AGGREGATE_EVENT
+from infra.naming import aggregate_rule_name, code_deploy_alarm_names, function_name, schedule_rule_name
 
 from .synthesis import Synthesized
 
@@ -41,6 +43,21 @@ def test_schedules_are_the_configured_ones(synth: Synthesized, stage: str, stage
         assert _target_id(rule) == ids[key]
         (target,) = rule["Properties"]["Targets"]
         assert "DeadLetterConfig" in target
+
+
+def test_the_aggregation_schedule_sends_drift_check_the_aggregate_action(
+    synth: Synthesized, stage: str, stage_settings
+):
+    config, _ = stage_settings[stage]
+    ids = _function_ids(synth, stage, config)
+    rules = {r["Properties"].get("Name"): r for r in synth.resources(stage, "monitoring", "AWS::Events::Rule").values()}
+    rule = rules[aggregate_rule_name(config)]
+    assert rule["Properties"]["ScheduleExpression"] == config.drift.aggregate_schedule
+    assert _target_id(rule) == ids["drift_check"]
+    (target,) = rule["Properties"]["Targets"]
+    assert json.loads(target["Input"]) == AGGREGATE_EVENT
+    assert parse_event(json.loads(target["Input"])).action == "aggregate"  # what the handler makes of it
+    assert "DeadLetterConfig" in target
 
 
 def test_drift_and_performance_events_start_retrain(synth: Synthesized, stage: str, stage_settings):

@@ -78,6 +78,9 @@ def test_capture_transitions_and_expires_as_the_stage_says(synth: Synthesized, s
     ]
     assert capture["ExpirationInDays"] > config.retrain.capture_days
     assert rules["drift-reports"]["Prefix"] == f"{config.drift.reports_prefix}/"
+    aggregates = rules["drift-aggregates"]
+    assert aggregates["Prefix"] == f"{config.drift.aggregates_prefix}/"
+    assert aggregates["ExpirationInDays"] == capture["ExpirationInDays"]  # they summarize capture, and go with it
     assert (
         rules["old-versions"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == settings.storage.data_noncurrent_days
     )
