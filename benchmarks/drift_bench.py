@@ -22,18 +22,23 @@ rows (model outputs, JSON, gzip) takes about 20 s and uploading them about 15 s,
 are generated once into ``.bench/drift_capture/`` and only re-uploaded on later runs (delete that
 folder to regenerate). Timings move with the machine's load; the load average is recorded beside them.
 
-Partials (``--partials-rows``, 10M by default): a 24-hour window built as 24 hourly partial aggregates, as
-capture flush would write them. Each hour's rows (the same schema, model, request sizes and shift) are
-generated in memory, then fed request by request, with their row ids, into a ``DriftAccumulator`` and
-written as JSON (``to_partial``): that is the per-hour cost, timed apart from generating the rows. A fresh
-process then loads the 24 JSON partials, merges them (``DriftAccumulator.from_partials``) and computes the
-verdict and the distributions: ``drift_partials_rows<N>_seconds`` times that step, and ``..._peak_mb`` is
-that process's peak memory (``VmHWM``, imports and the card's baseline included, as for the single pass).
+Partials (``--partials-rows``, 10M by default): a 24-hour window built as 24 hour aggregates, as the
+aggregation step writes them (``functions/services/drift_hours.py``). Each hour's rows (the same schema,
+model, request sizes and shift) are generated in memory, then fed request by request, with their row ids,
+into a ``DriftAccumulator``, with each row's outputs kept by row-id hash (``JoinRows``); the aggregate is
+written as JSON and the outputs as a gzipped rows object: that is the per-hour cost, timed apart from
+generating the rows. A fresh process then loads the 24 aggregates, merges them
+(``DriftAccumulator.from_partials``) and computes the verdict and the distributions:
+``drift_partials_rows<N>_seconds`` times that step, and ``..._peak_mb`` is that process's peak memory
+(``VmHWM``, imports and the card's baseline included, as for the single pass). With labels (5% of rows), it
+then reads the 24 rows objects one at a time and joins them (``..._labelled_seconds``, ``..._labelled_peak_mb``).
+Files stand in for S3 here; ``reads_bench`` counts the requests of the same path against moto.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import resource
@@ -293,10 +298,12 @@ def measure(rows: int, objects: int, endpoint_env: dict[str, str]) -> Measured:
 
 
 def build_partials(rows: int, folder: Path) -> dict[str, float]:
-    """Write a 24-hour window of ``rows`` rows as 24 JSON partials (and the baseline) in ``folder``; time each hour."""
+    """Write a 24-hour window of ``rows`` rows as 24 hour aggregates with their rows objects (and the baseline,
+    the classes and 5% of the rows' labels) in ``folder``; time each hour."""
     from functions.config import stage_config
     from functions.domain.dataset import parse_csv
-    from functions.domain.drift import DriftAccumulator
+    from functions.domain.drift import DriftAccumulator, row_hashes
+    from functions.domain.drift.hourly import HourAggregate, HourRows, JoinRows, VersionHour
     from functions.domain.training import train
 
     demo = stage_config(STAGE).demo
@@ -306,54 +313,107 @@ def build_partials(rows: int, folder: Path) -> dict[str, float]:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     (folder / "baseline.json").write_text(trained.baseline.model_dump_json())
+    (folder / "classes.json").write_text(json.dumps(trained.classes))
     rng = np.random.default_rng(rows)
     build_seconds: list[float] = []
-    json_bytes = 0
+    json_bytes = rows_bytes = 0
+    labels: dict[str, int] = {}
     for hour in range(WINDOW_HOURS):
         n = rows * (hour + 1) // WINDOW_HOURS - rows * hour // WINDOW_HOURS
         pick = rng.integers(0, data.n_rows, size=n)
         shifted = hour >= 0.75 * WINDOW_HOURS
         columns = {k: data.columns[k][pick] * (SHIFT_SCALE if shifted and k in SHIFTED else 1.0) for k in names}
         proba = trained.model.predict_proba(np.column_stack([columns[k] for k in names]))
+        predictions = trained.model.classes_[np.argmax(proba, axis=1)].tolist()
         sizes = _request_sizes(n, rng)
         request_ids = [uuid.UUID(int=int(rng.integers(0, 2**63)) << 64 | i).hex for i in range(len(sizes))]
         began = time.perf_counter()
         acc = DriftAccumulator(trained.baseline, demo.training.task)
+        join = JoinRows()
         offset = 0
         for request_id, size in zip(request_ids, sizes, strict=True):
             part = slice(offset, offset + size)
             row_ids = [f"{request_id}-{i}" for i in range(size)]
             acc.add({k: v[part] for k, v in columns.items()}, proba[part], size, row_ids=row_ids)
+            join.extend(  # what HourBuilder keeps per row for the label join
+                JoinRows(
+                    row_keys=[f"{k:016x}" for k in row_hashes(row_ids).tolist()],
+                    predictions=predictions[part],
+                    probabilities=proba[part].tolist(),
+                )
+            )
             offset += size
-        text = acc.to_partial().model_dump_json()
+        at = WINDOW_START + timedelta(hours=hour)
+        aggregate = HourAggregate(
+            model_name="bench",
+            hour=at,
+            sample_size=acc.sample_size,
+            capture_keys=[f"capture/bench/{at:%Y%m%d%H}/{k:04d}.json.gz" for k in range(-(-n // 1000))],
+            versions={1: VersionHour(rows=n, drift=acc.to_partial())},
+            rows_object=f"hour{hour:02d}.rows.json.gz",
+            updated_at=at + timedelta(hours=1),
+        )
+        text = aggregate.model_dump_json()
+        rows_body = gzip.compress(HourRows(versions={1: join}).model_dump_json().encode(), compresslevel=5)
         build_seconds.append(time.perf_counter() - began)
         (folder / f"hour{hour:02d}.json").write_text(text)
+        (folder / f"hour{hour:02d}.rows.json.gz").write_bytes(rows_body)
         json_bytes += len(text)
-        progress(f"  hour {hour:2d}: {n:,} rows into a partial in {build_seconds[-1]:.2f} s ({len(text) / 1e6:.1f} MB)")
+        rows_bytes += len(rows_body)
+        labelled = rng.random(n) < LABELLED_SHARE
+        offset = 0
+        for request_id, size in zip(request_ids, sizes, strict=True):
+            for i in np.flatnonzero(labelled[offset : offset + size]).tolist():
+                labels[f"{request_id}-{i}"] = int(rng.random() < 0.5)
+            offset += size
+        progress(
+            f"  hour {hour:2d}: {n:,} rows into an aggregate in {build_seconds[-1]:.2f} s ({len(text) / 1e6:.1f} MB,"
+            f" rows object {len(rows_body) / 1e6:.1f} MB gzipped)"
+        )
+    (folder / "labels.json").write_text(json.dumps(labels))
     return {
         "hour_build_seconds_mean": float(np.mean(build_seconds)),
         "hour_build_seconds_max": float(np.max(build_seconds)),
         "json_mb": json_bytes / 1e6,
+        "rows_mb": rows_bytes / 1e6,
+        "labels": float(len(labels)),
     }
 
 
 def partials_child(folder: Path) -> None:
-    """Load the 24 JSON partials of ``folder``, merge them and judge; print the figures as one JSON line."""
+    """Load the 24 hour aggregates of ``folder``, merge and judge them; then join the labels through their rows
+    objects. Print the figures as one JSON line."""
     from functions.config import stage_config
     from functions.domain.card import DriftBaseline
-    from functions.domain.drift import DriftAccumulator, DriftPolicy
+    from functions.domain.drift import DriftAccumulator, DriftPolicy, PerformanceAccumulator
+    from functions.domain.drift.hourly import HourAggregate, HourRows
+    from functions.services.drift_check import join_rows, labels_by_row_key
 
     policy = DriftPolicy()
     baseline = DriftBaseline.model_validate_json((folder / "baseline.json").read_text())  # the card, read anyway
+    classes = json.loads((folder / "classes.json").read_text())
     task = stage_config(STAGE).demo.training.task
-    files = sorted(folder.glob("hour*.json"))
+    files = sorted(folder.glob("hour??.json"))
     baseline_mb = _maxrss_mb()
     began = time.perf_counter()
-    merged = DriftAccumulator.from_partials(baseline, [json.loads(path.read_bytes()) for path in files])
+    aggregates = [HourAggregate.model_validate_json(path.read_bytes()) for path in files]
+    merged = DriftAccumulator.from_partials(baseline, [a.versions[1].drift for a in aggregates if a.versions[1].drift])
     report = merged.report(policy)
     merged.distributions()
     seconds = time.perf_counter() - began
+    peak = _maxrss_mb()
     assert merged.task == task
+    began = time.perf_counter()
+    labels = labels_by_row_key(json.loads((folder / "labels.json").read_text()))
+    performance = PerformanceAccumulator(task, classes)
+    joined = 0
+    for aggregate in aggregates:
+        assert aggregate.rows_object is not None
+        stored = HourRows.model_validate_json(gzip.decompress((folder / aggregate.rows_object).read_bytes()))
+        joined += join_rows(performance, stored.versions[1], labels)
+        del stored
+    performance.metrics()
+    labelled_seconds = time.perf_counter() - began
     print(
         json.dumps(
             {
@@ -361,7 +421,10 @@ def partials_child(folder: Path) -> None:
                 "partials": len(files),
                 "seconds": seconds,
                 "baseline_mb": baseline_mb,
-                "peak_mb": _maxrss_mb(),
+                "peak_mb": peak,
+                "labelled_seconds": labelled_seconds,
+                "labelled_peak_mb": _maxrss_mb(),
+                "joined": joined,
                 "verdict": report.verdict,
                 "drifted": report.drifted,
             }
@@ -388,13 +451,17 @@ def measure_partials(rows: int) -> dict[str, float]:
     print()
     print(f"drift-check from {merged['partials']} hourly partials of the demo schema, {merged['rows']:,} rows")
     print(
-        f"  per hour at capture flush: {built['hour_build_seconds_mean']:.2f} s mean,"
-        f" {built['hour_build_seconds_max']:.2f} s max; {built['json_mb']:.1f} MB of JSON in all"
+        f"  per hour: {built['hour_build_seconds_mean']:.2f} s mean, {built['hour_build_seconds_max']:.2f} s max;"
+        f" {built['json_mb']:.1f} MB of aggregates and {built['rows_mb']:.1f} MB of gzipped rows objects in all"
     )
     drifted = ", ".join(merged["drifted"]) or "none"
     print(
         f"  load + merge + verdict: {merged['seconds']:.2f} s, peak {merged['peak_mb']:.0f} MB"
         f" ({merged['baseline_mb']:.0f} MB after imports); {merged['verdict']} ({drifted})"
+    )
+    print(
+        f"  with labels: {merged['joined']:,} labelled rows joined through the 24 rows objects in"
+        f" {merged['labelled_seconds']:.2f} s more, peak {merged['labelled_peak_mb']:.0f} MB"
     )
     key = f"drift_partials_rows{rows}"
     return {
@@ -403,6 +470,9 @@ def measure_partials(rows: int) -> dict[str, float]:
         f"{key}_baseline_mb": round(merged["baseline_mb"], 1),
         f"{key}_hour_build_seconds": round(built["hour_build_seconds_mean"], 4),
         f"{key}_json_mb": round(built["json_mb"], 2),
+        f"{key}_rows_objects_mb": round(built["rows_mb"], 2),
+        f"{key}_labelled_seconds": round(merged["labelled_seconds"], 4),
+        f"{key}_labelled_peak_mb": round(merged["labelled_peak_mb"], 1),
     }
 
 

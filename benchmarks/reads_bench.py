@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.harness import AWS_ENV, BENCH_DIR, ROOT, progress
+from benchmarks.harness import AWS_ENV, BENCH_DIR, ROOT, progress, quiet_stdout
 
 RESULTS = BENCH_DIR / "latest.json"
 BUCKET = "mlops-reads-bench"
@@ -64,9 +64,14 @@ class Requests:
 
     calls: Counter[str] = field(default_factory=Counter)
     sent: int = 0
+    gets: Counter[str] = field(default_factory=Counter)  # GetObject by what was read (the key's first part)
 
     def on_call(self, model: Any, **_: Any) -> None:
         self.calls[model.name] += 1
+
+    def on_get(self, params: dict[str, Any], **_: Any) -> None:
+        key = str(params.get("Key", ""))
+        self.gets["aggregate_rows" if "/rows-" in key else key.split("/", maxsplit=1)[0]] += 1
 
     def on_send(self, **_: Any) -> None:
         self.sent += 1
@@ -78,11 +83,13 @@ def counted(s3: Any) -> Iterator[Requests]:
     requests = Requests()
     s3.meta.events.register("before-call.s3", requests.on_call)
     s3.meta.events.register("before-send.s3", requests.on_send)
+    s3.meta.events.register("before-parameter-build.s3.GetObject", requests.on_get)
     try:
         yield requests
     finally:
         s3.meta.events.unregister("before-call.s3", requests.on_call)
         s3.meta.events.unregister("before-send.s3", requests.on_send)
+        s3.meta.events.unregister("before-parameter-build.s3.GetObject", requests.on_get)
 
 
 class BackendPuts:
@@ -205,11 +212,11 @@ def measure_drift(
         )
 
     read_began = time.perf_counter()
-    with counted(s3) as drift:
+    with counted(s3) as drift, quiet_stdout():
         result = drift_check(True)
     drift_seconds = time.perf_counter() - read_began
     raw_began = time.perf_counter()
-    with counted(s3) as raw:
+    with counted(s3) as raw, quiet_stdout():
         raw_result = drift_check(False)
     raw_seconds = time.perf_counter() - raw_began
     with counted(s3) as whole_history:
@@ -226,6 +233,7 @@ def measure_drift(
         "drift_24h_s3_list_calls": float(drift.calls["ListObjectsV2"]),
         "drift_24h_s3_gets": float(drift.calls["GetObject"]),
         "drift_24h_s3_puts": float(drift.calls["PutObject"]),
+        **{f"drift_24h_s3_gets_{part}": float(n) for part, n in sorted(drift.gets.items())},
         "drift_24h_rows": float(result.report.rows_checked),
         "drift_24h_labelled_rows": float(result.report.outcomes_joined),
         "drift_24h_seconds": round(drift_seconds, 2),
@@ -274,7 +282,7 @@ def measure() -> dict[str, float]:
 
         progress(f"aggregating the {DRIFT_HOURS + 1} hours a 24-hour window touches, as of {aggregated_at:%H:%M}")
         catch_up_began = time.perf_counter()
-        with counted(s3) as catch_up:
+        with counted(s3) as catch_up, quiet_stdout():
             caught_up = aggregate_recent(
                 registry=registry,
                 captures=reader,
@@ -322,6 +330,8 @@ def measure() -> dict[str, float]:
 
 
 def report(f: dict[str, float]) -> None:
+    prefix = "drift_24h_s3_gets_"
+    gets = ", ".join(f"{k.removeprefix(prefix)} {v:.0f}" for k, v in sorted(f.items()) if k.startswith(prefix))
     lists, requests = f["retrain_30d_list_calls"], f["drift_24h_s3_requests"]
     print()
     print(f"reads: {f['reads_capture_objects']:,.0f} capture objects over {CAPTURE_DAYS} days, in-process moto S3")
@@ -337,7 +347,8 @@ def report(f: dict[str, float]) -> None:
     )
     print(
         f"drift-check, {DRIFT_HOURS}-hour window: {requests:,.0f} S3 requests ({f['drift_24h_s3_list_calls']:.0f} LIST,"
-        f" {f['drift_24h_s3_gets']:,.0f} GET, {f['drift_24h_s3_puts']:.0f} PUT) for {f['drift_24h_rows']:,.0f} rows"
+        f" {f['drift_24h_s3_gets']:,.0f} GET ({gets}), {f['drift_24h_s3_puts']:.0f} PUT)"
+        f" for {f['drift_24h_rows']:,.0f} rows"
         f" ({f['drift_24h_labelled_rows']:.0f} labelled) in {f['drift_24h_seconds']:.1f} s, with"
         f" {f['drift_24h_late_objects']:.0f} objects written since the last aggregation;"
         f" reading every capture object instead: {f['drift_24h_s3_requests_without_aggregates']:,.0f} requests in"

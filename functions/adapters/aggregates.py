@@ -6,10 +6,12 @@ Layout, under ``<prefix>/<model>/dt=YYYY-MM-DD/hour=HH/``:
   Written with If-None-Match when new and If-Match on the ETag read when grown, so two writers
   never lose each other's rows: the loser's update is dropped and the next reader adds the
   objects again.
-- ``rows-<sha256 prefix>.json.gz``: the :class:`HourRows` it names, written before it and named by
-  content, so an aggregate never points at rows of another update. The previous rows object is
-  deleted once the aggregate that replaced it is in place; a reader that finds its rows gone
-  treats the hour as having no aggregate.
+- ``rows-<sha256 prefix>.json.gz``: the :class:`HourRows` it names, when the hour has more rows than
+  ``inline_rows`` (the KS sample size by default: below it, the aggregate's sample holds every row
+  already, and the outputs go inline, saving a request per hour). Written before the aggregate and
+  named by content, so an aggregate never points at rows of another update. The previous rows
+  object is deleted once the aggregate that replaced it is in place; a reader that finds its rows
+  gone treats the hour as having no aggregate.
 """
 
 from __future__ import annotations
@@ -28,15 +30,19 @@ from functions.domain.drift.hourly import HourAggregate, HourRows, hour_of
 from functions.errors import StorageError
 
 AGGREGATE_FILE = "aggregate.json"
+INLINE_ROWS = 5000
 
 
 class S3AggregateStore:
     """Reads and writes hourly drift aggregates (see the module doc)."""
 
-    def __init__(self, s3: object, bucket: str, prefix: str = "aggregates/drift") -> None:
+    def __init__(
+        self, s3: object, bucket: str, prefix: str = "aggregates/drift", *, inline_rows: int = INLINE_ROWS
+    ) -> None:
         self._s3 = s3
         self.bucket = bucket
         self.prefix = prefix.strip("/")
+        self.inline_rows = inline_rows
 
     def partition(self, model_name: str, hour: datetime) -> str:
         return f"{self.prefix}/{model_name}/dt={hour:%Y-%m-%d}/hour={hour:%H}/"
@@ -76,13 +82,16 @@ class S3AggregateStore:
         except ValidationError:
             return None
 
-    def get_rows(self, key: str) -> HourRows | None:
-        """The rows object ``key`` names; None when it is gone (replaced meanwhile) or unreadable.
+    def get_rows(self, aggregate: HourAggregate) -> HourRows | None:
+        """The outputs of the rows ``aggregate`` covers: inline, or from its rows object; None when that is gone
+        (replaced meanwhile) or unreadable.
 
         Raises:
             StorageError: the read failed.
         """
-        found = get_bytes(self._s3, self.bucket, key)
+        if aggregate.rows is not None or aggregate.rows_object is None:
+            return aggregate.rows if aggregate.rows is not None else HourRows()
+        found = get_bytes(self._s3, self.bucket, aggregate.rows_object)
         if found is None:
             return None
         try:
@@ -91,7 +100,8 @@ class S3AggregateStore:
             return None
 
     def put(self, aggregate: HourAggregate, rows: HourRows | None, etag: str | None) -> bool:
-        """Write ``aggregate`` (and its rows first), if the stored one is still the one read (``etag``; None: none).
+        """Write ``aggregate`` with ``rows`` (inline, or in a rows object written first), if the stored one is still
+        the one read (``etag``; None: none). ``aggregate.rows_object`` names the rows object it replaces.
 
         Returns:
             True when written; False when another writer changed the hour first (nothing of ours is then
@@ -101,13 +111,15 @@ class S3AggregateStore:
             StorageError: a write failed.
         """
         previous = aggregate.rows_object
-        new_rows = None
-        if rows is not None and rows.versions:
+        inline, new_rows = None, None
+        if rows is not None and sum(len(r.row_keys) for r in rows.versions.values()) <= self.inline_rows:
+            inline = rows
+        elif rows is not None:
             body = gzip.compress(rows.model_dump_json().encode(), compresslevel=5)
             digest = hashlib.sha256(body).hexdigest()[:20]
             new_rows = f"{self.partition(aggregate.model_name, aggregate.hour)}rows-{digest}.json.gz"
             put_bytes(self._s3, self.bucket, new_rows, body, content_type="application/gzip")
-        doc = aggregate.model_copy(update={"rows_object": new_rows or previous})
+        doc = aggregate.model_copy(update={"rows": inline, "rows_object": new_rows})
         written = put_bytes(
             self._s3,
             self.bucket,

@@ -322,25 +322,34 @@ def _whole(hour: datetime, window: Window, now: datetime) -> bool:
     return hour + HOUR <= window.end or (hour <= now < hour + HOUR and window.end >= now)
 
 
-def _labels_by_row_key(outcomes: Mapping[str, Any]) -> dict[str, Any]:
+def labels_by_row_key(outcomes: Mapping[str, Any]) -> dict[str, Any]:
     """Outcomes keyed as :class:`~functions.domain.drift.hourly.JoinRows` keys rows (row-id hash, 16 hex digits)."""
     ids = list(outcomes)
     return {f"{k:016x}": outcomes[row_id] for k, row_id in zip(row_hashes(ids).tolist(), ids, strict=True)}
 
 
-def _join_rows(scan: _Scan, rows: JoinRows, labels: Mapping[str, Any]) -> None:
-    assert scan.performance is not None
+def join_rows(performance: PerformanceAccumulator, rows: JoinRows, labels: Mapping[str, Any]) -> int:
+    """Add the labelled ones of ``rows`` (labels keyed by :func:`labels_by_row_key`) to ``performance``.
+
+    Args:
+        performance: the window's labelled rows.
+        rows: one version's outputs in one hour.
+        labels: the window's outcomes by row key.
+
+    Returns:
+        The rows joined.
+    """
     hits = [i for i, key in enumerate(rows.row_keys) if key in labels]
     if not hits:
-        return
+        return 0
     probabilities = None
     if rows.probabilities is not None:
         kept = [rows.probabilities[i] for i in hits]
         probabilities = [p for p in kept if p is not None]
         if len(probabilities) < len(kept):
             probabilities = None  # a version answers probabilities for every row or for none
-    scan.performance.add([labels[rows.row_keys[i]] for i in hits], [rows.predictions[i] for i in hits], probabilities)
-    scan.joined += len(hits)
+    performance.add([labels[rows.row_keys[i]] for i in hits], [rows.predictions[i] for i in hits], probabilities)
+    return len(hits)
 
 
 def _add_request(scan: _Scan, card: ModelCard, request: CapturedRequest, labelled: Mapping[str, Any]) -> None:
@@ -371,7 +380,7 @@ def _scan(
         performance=PerformanceAccumulator(card.task, card.classes) if outcomes else None,
     )
     labelled = outcomes_by_request(outcomes)
-    labels = _labels_by_row_key(outcomes) if outcomes else {}
+    labels = labels_by_row_key(outcomes) if outcomes else {}
     by_hour = captures.keys_by_hour(card.name, window.start, window.end)
     whole = [hour for hour in by_hour if aggregates is not None and _whole(hour, window, now)]
     stored = aggregates.hours(card.name, whole[0], whole[-1]) if aggregates is not None and whole else set()
@@ -403,7 +412,8 @@ def _scan(
         skipped.count("capture", builder.base.skipped if builder.base is not None else 0)
         skipped.absorb(builder.skipped)
         if labels:
-            _join_rows(scan, state.rows(card.version), labels)
+            assert scan.performance is not None
+            scan.joined += join_rows(scan.performance, state.rows(card.version), labels)
     if partials:
         scan.drift.merge(DriftAccumulator.from_partials(card.baseline, partials))
     return scan

@@ -50,7 +50,7 @@ class AggregateStore(Protocol):
 
     def get(self, model_name: str, hour: datetime) -> tuple[HourAggregate, str] | None: ...
 
-    def get_rows(self, key: str) -> HourRows | None: ...
+    def get_rows(self, aggregate: HourAggregate) -> HourRows | None: ...
 
     def put(self, aggregate: HourAggregate, rows: HourRows | None, etag: str | None) -> bool: ...
 
@@ -190,7 +190,7 @@ class HourBuilder:
         return entry.join if entry is not None else JoinRows()
 
     def aggregate(self, now: datetime) -> HourAggregate:
-        """The grown aggregate (``rows_object`` still the base's; the store names the new one)."""
+        """The grown aggregate without its rows (``rows_object`` still the base's: the store writes the new rows)."""
         base = self.base
         versions: dict[int, VersionHour] = {}
         for version, rows in self.rows_by_version().items():
@@ -291,8 +291,8 @@ def bring_up_to_date(
     covered = set(base.capture_keys) if base is not None else set()
     grows = any(key not in covered for key in keys)
     stored_rows = None
-    if base is not None and base.rows_object and (with_rows or (save and grows)):
-        stored_rows = aggregates.get_rows(base.rows_object)
+    if base is not None and (with_rows or (save and grows)):
+        stored_rows = aggregates.get_rows(base)
         if stored_rows is None:
             base = None  # rebuilt whole, and saved over the aggregate read (same ETag)
     builder = HourBuilder(model_name, hour, cards=cards, sample_size=sample_size, base=base)

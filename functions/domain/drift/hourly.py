@@ -3,8 +3,8 @@
 An :class:`HourAggregate` covers a set of capture objects of one hour partition. For each model
 version that served rows in them it keeps the row count and, when the version has a card, the
 mergeable drift statistics of those rows (:class:`DriftPartial`). Live performance joins labels
-that arrive after the hour, so the rows' outputs are kept beside it, in a separate object
-(:class:`JoinRows`, read only when a window has labels). Objects written to the partition later
+that arrive after the hour, so the rows' outputs are kept too (:class:`JoinRows`): inline while
+they are few, else in a separate object that only a window with labels reads. Objects written to the partition later
 (a late flush) are simply not yet covered: a reader adds them and the aggregate grows.
 """
 
@@ -59,6 +59,15 @@ class JoinRows(BaseModel):
         self.predictions.extend(other.predictions)
 
 
+class HourRows(BaseModel):
+    """The :class:`JoinRows` of every version an aggregate covers (the object ``rows_object`` names)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal[1] = 1
+    versions: dict[int, JoinRows] = Field(default_factory=dict)
+
+
 class HourAggregate(BaseModel):
     """The drift statistics of the capture objects of one hour partition that it names (see module doc)."""
 
@@ -73,18 +82,12 @@ class HourAggregate(BaseModel):
     last_ts: float | None = Field(default=None, description="Latest record time covered.")
     skipped: int = Field(default=0, ge=0, description="Corrupt capture records (or objects) skipped while covering.")
     versions: dict[int, VersionHour] = Field(default_factory=dict)
-    rows_object: str | None = Field(default=None, description="Key of the rows' JoinRows by version, when any.")
+    rows: HourRows | None = Field(
+        default=None, description="The rows' outputs, inline when they are few (see ``S3AggregateStore``)."
+    )
+    rows_object: str | None = Field(default=None, description="Key of the rows' outputs when not inline.")
     updated_at: datetime
 
     @property
-    def rows(self) -> int:
+    def row_count(self) -> int:
         return sum(v.rows for v in self.versions.values())
-
-
-class HourRows(BaseModel):
-    """The :class:`JoinRows` of every version an aggregate covers (the object ``rows_object`` names)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    format: Literal[1] = 1
-    versions: dict[int, JoinRows] = Field(default_factory=dict)
