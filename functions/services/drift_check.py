@@ -25,7 +25,6 @@ from functions.domain.drift import (
     DEFAULT_SAMPLE_SIZE,
     DriftAccumulator,
     DriftCheckReport,
-    DriftPartial,
     DriftPolicy,
     PerformanceAccumulator,
     Verdict,
@@ -384,7 +383,6 @@ def _scan(
     by_hour = captures.keys_by_hour(card.name, window.start, window.end)
     whole = [hour for hour in by_hour if aggregates is not None and _whole(hour, window, now)]
     stored = aggregates.hours(card.name, whole[0], whole[-1]) if aggregates is not None and whole else set()
-    partials: list[DriftPartial] = []
     for hour, keys in by_hour.items():
         if aggregates is None or hour not in whole:
             for request in prefetched(captures.read_keys(keys, window.start, window.end, skipped=skipped)):
@@ -407,15 +405,13 @@ def _scan(
         rows = builder.rows_by_version()
         scan.other_rows += sum(rows.values()) - rows.get(card.version, 0)
         partial = builder.partial(card.version, card)
-        if partial is not None:
-            partials.append(partial)
+        if partial is not None:  # merged hour by hour: one hour's partial in memory at a time
+            scan.drift.merge(DriftAccumulator.from_partial(card.baseline, partial))
         skipped.count("capture", builder.base.skipped if builder.base is not None else 0)
         skipped.absorb(builder.skipped)
         if labels:
             assert scan.performance is not None
             scan.joined += join_rows(scan.performance, state.rows(card.version), labels)
-    if partials:
-        scan.drift.merge(DriftAccumulator.from_partials(card.baseline, partials))
     return scan
 
 

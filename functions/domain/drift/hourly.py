@@ -50,11 +50,11 @@ class JoinRows(BaseModel):
     probabilities: list[list[float] | None] | None = None
 
     def extend(self, other: JoinRows) -> None:
-        """Append ``other``'s rows (disjoint from these)."""
-        if other.probabilities is not None or self.probabilities is not None:
-            mine = self.probabilities if self.probabilities is not None else [None] * len(self.row_keys)
-            theirs = other.probabilities if other.probabilities is not None else [None] * len(other.row_keys)
-            self.probabilities = [*mine, *theirs]
+        """Append ``other``'s rows (disjoint from these), in place."""
+        if other.probabilities is not None and self.probabilities is None:
+            self.probabilities = [None] * len(self.row_keys)
+        if self.probabilities is not None:
+            self.probabilities.extend(other.probabilities or [None] * len(other.row_keys))
         self.row_keys.extend(other.row_keys)
         self.predictions.extend(other.predictions)
 
