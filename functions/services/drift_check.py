@@ -3,8 +3,10 @@
 The serving model is the version the alias (``champion``) points at when the check runs. Only
 rows that version served count: rows served by other versions in the same window (a canary,
 the version before a promotion) are counted and reported but never judged against this
-version's baseline. The window is streamed one capture object at a time into bounded counts
-(see :class:`functions.domain.drift.DriftAccumulator`), so memory does not grow with traffic.
+version's baseline. Each whole hour of the window comes from its hourly aggregate, grown by the
+capture objects it does not cover yet (see :mod:`functions.services.drift_hours`); the rest is
+streamed one capture object at a time into bounded counts (see
+:class:`functions.domain.drift.DriftAccumulator`), so memory does not grow with traffic.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ BUS_EVENTS = {
     "schedule": ("Scheduled Event", "aws.events"),
     "model_drift_detected": ("ModelDriftDetected", "mlops"),
 }
-OPERATOR_EVENTS = {"retrain_operator", "rollout_promote", "rollout_status"}
+OPERATOR_EVENTS = {"retrain_operator", "rollout_promote", "rollout_status", "drift_aggregate"}
 REST_V1_KEYS = {
     "resource", "path", "httpMethod", "headers", "multiValueHeaders", "queryStringParameters",
     "multiValueQueryStringParameters", "pathParameters", "stageVariables", "requestContext", "body",
@@ -56,9 +56,13 @@ def test_eventbridge_events_have_the_eventbridge_shape(name: str):
 
 
 def test_operator_events_parse_as_their_functions_commands():
+    from functions.handlers.drift_check import parse_event
     from functions.handlers.retrain import OperatorEvent
     from functions.handlers.rollout import OperatorCommand
+    from functions.services.drift_hours import AGGREGATE_EVENT
 
+    assert load_event("drift_aggregate") == AGGREGATE_EVENT  # what the aggregation schedule sends
+    assert parse_event(load_event("drift_aggregate")).action == "aggregate"
     assert OperatorEvent.model_validate(load_event("retrain_operator")).trigger == "operator"
     assert OperatorCommand.model_validate(load_event("rollout_promote")).action == "promote"
     assert OperatorCommand.model_validate(load_event("rollout_status")).action == "status"
