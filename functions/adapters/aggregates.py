@@ -7,7 +7,7 @@ Layout, under ``<prefix>/<model>/dt=YYYY-MM-DD/hour=HH/``:
   never lose each other's rows: the loser's update is dropped and the next reader adds the
   objects again.
 - ``rows-<sha256 prefix>.json.gz``: the :class:`HourRows` it names, when the hour has more rows than
-  ``inline_rows`` (the KS sample size by default: below it, the aggregate's sample holds every row
+  ``inline_rows`` (the aggregate's KS sample size by default: up to it, the sample holds every row
   already, and the outputs go inline, saving a request per hour). Written before the aggregate and
   named by content, so an aggregate never points at rows of another update. The previous rows
   object is deleted once the aggregate that replaced it is in place; a reader that finds its rows
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import zlib
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -27,17 +28,16 @@ from pydantic import ValidationError
 from functions.adapters.capture_reader import partition_hour
 from functions.adapters.s3 import error_code, get_bytes, keys_after, put_bytes
 from functions.domain.drift.hourly import HourAggregate, HourRows, hour_of
-from functions.errors import StorageError
+from functions.observability import logger
 
 AGGREGATE_FILE = "aggregate.json"
-INLINE_ROWS = 5000
 
 
 class S3AggregateStore:
     """Reads and writes hourly drift aggregates (see the module doc)."""
 
     def __init__(
-        self, s3: object, bucket: str, prefix: str = "aggregates/drift", *, inline_rows: int = INLINE_ROWS
+        self, s3: object, bucket: str, prefix: str = "aggregates/drift", *, inline_rows: int | None = None
     ) -> None:
         self._s3 = s3
         self.bucket = bucket
@@ -68,8 +68,9 @@ class S3AggregateStore:
     def _keys_from(self, model_name: str, first: str) -> Iterator[str]:
         return keys_after(self._s3, self.bucket, f"{self.prefix}/{model_name}/", first.rstrip("/"))
 
-    def get(self, model_name: str, hour: datetime) -> tuple[HourAggregate, str] | None:
-        """The hour's aggregate and its ETag; None when there is none, or it is unreadable (it is then rebuilt).
+    def get(self, model_name: str, hour: datetime) -> tuple[HourAggregate | None, str] | None:
+        """The hour's aggregate and its ETag; None when there is none. An unreadable one comes back as
+        ``(None, etag)``, so that its rebuild can replace it (If-Match).
 
         Raises:
             StorageError: the read failed.
@@ -80,7 +81,7 @@ class S3AggregateStore:
         try:
             return HourAggregate.model_validate_json(found[0]), found[1]
         except ValidationError:
-            return None
+            return None, found[1]
 
     def get_rows(self, aggregate: HourAggregate) -> HourRows | None:
         """The outputs of the rows ``aggregate`` covers: inline, or from its rows object; None when that is gone
@@ -96,10 +97,10 @@ class S3AggregateStore:
             return None
         try:
             return HourRows.model_validate_json(gzip.decompress(found[0]))
-        except (ValidationError, OSError, EOFError):
+        except (ValidationError, OSError, EOFError, zlib.error):
             return None
 
-    def put(self, aggregate: HourAggregate, rows: HourRows | None, etag: str | None) -> bool:
+    def put(self, aggregate: HourAggregate, rows: HourRows, etag: str | None) -> bool:
         """Write ``aggregate`` with ``rows`` (inline, or in a rows object written first), if the stored one is still
         the one read (``etag``; None: none). ``aggregate.rows_object`` names the rows object it replaces.
 
@@ -112,9 +113,10 @@ class S3AggregateStore:
         """
         previous = aggregate.rows_object
         inline, new_rows = None, None
-        if rows is not None and sum(len(r.row_keys) for r in rows.versions.values()) <= self.inline_rows:
+        limit = aggregate.sample_size if self.inline_rows is None else self.inline_rows
+        if sum(len(r.row_keys) for r in rows.versions.values()) <= limit:
             inline = rows
-        elif rows is not None:
+        else:
             body = gzip.compress(rows.model_dump_json().encode(), compresslevel=5)
             digest = hashlib.sha256(body).hexdigest()[:20]
             new_rows = f"{self.partition(aggregate.model_name, aggregate.hour)}rows-{digest}.json.gz"
@@ -136,9 +138,10 @@ class S3AggregateStore:
         return True
 
     def _delete(self, key: str) -> None:
+        """Remove a replaced rows object; a failure is logged (the aggregate is saved; the object is left over)."""
         try:
             self._s3.delete_object(Bucket=self.bucket, Key=key)  # type: ignore[attr-defined]
         except ClientError as exc:
-            raise StorageError(f"deleting s3://{self.bucket}/{key} failed: {error_code(exc)}") from exc
+            logger.warning("replaced drift rows object not deleted", extra={"key": key, "error": error_code(exc)})
         except BotoCoreError as exc:
-            raise StorageError(f"deleting s3://{self.bucket}/{key} failed: {type(exc).__name__}") from exc
+            logger.warning("replaced drift rows object not deleted", extra={"key": key, "error": type(exc).__name__})

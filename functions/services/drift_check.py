@@ -6,7 +6,8 @@ the version before a promotion) are counted and reported but never judged agains
 version's baseline. Each whole hour of the window comes from its hourly aggregate, grown by the
 capture objects it does not cover yet (see :mod:`functions.services.drift_hours`); the rest is
 streamed one capture object at a time into bounded counts (see
-:class:`functions.domain.drift.DriftAccumulator`), so memory does not grow with traffic.
+:class:`functions.domain.drift.DriftAccumulator`). What grows with traffic is one hour's rows'
+outputs, held while that hour is added to its aggregate or joined with labels.
 """
 
 from __future__ import annotations
@@ -37,10 +38,9 @@ from functions.domain.drift.hourly import HOUR, JoinRows, hour_of
 from functions.observability import logger
 from functions.services.drift_hours import (
     AggregateStore,
-    CardLookup,
+    Cards,
     HourCaptures,
     bring_up_to_date,
-    card_lookup,
     model_outputs,
 )
 
@@ -373,7 +373,7 @@ def _scan(
     sample_size: int,
     skipped: SkippedRecords,
     aggregates: AggregateStore | None,
-    cards: CardLookup,
+    cards: Cards,
 ) -> _Scan:
     """Count the window: whole hours from their aggregates (grown by what they miss), the rest from capture."""
     scan = _Scan(
@@ -404,6 +404,12 @@ def _scan(
             read=prefetched,
         )
         builder = state.builder
+        lo, hi = builder.first_ts, builder.last_ts
+        if (lo is not None and lo < window.start.timestamp()) or (hi is not None and hi > window.end.timestamp()):
+            # Rows outside the window after all (a flush since the check began, a clock ahead): read the hour.
+            for request in prefetched(captures.read_keys(keys, window.start, window.end, skipped=skipped)):
+                _add_request(scan, card, request, labelled)
+            continue
         rows = builder.rows_by_version()
         scan.other_rows += sum(rows.values()) - rows.get(card.version, 0)
         partial = builder.partial(card.version, card)
@@ -593,7 +599,7 @@ def check_drift(
         sample_size=sample_size,
         skipped=skipped,
         aggregates=aggregates,
-        cards=card_lookup(registry, model_name, [card]),
+        cards=Cards(registry, model_name, [card]),
     )
     drift = scan.drift.report(policy)
     performance = None

@@ -18,9 +18,9 @@ from typing import Any, Protocol
 from functions.adapters.capture_reader import CapturedRequest
 from functions.adapters.skipped import SkippedRecords
 from functions.domain.card import ModelCard
-from functions.domain.drift import DriftAccumulator, DriftPartial, row_hashes
+from functions.domain.drift import DriftAccumulator, DriftPartial, baseline_fingerprint, row_hashes
 from functions.domain.drift.hourly import HOUR, HourAggregate, HourRows, JoinRows, VersionHour, hour_of
-from functions.errors import ModelNotFoundError, StorageError
+from functions.errors import ModelNotFoundError, RegistryError, StorageError
 from functions.observability import logger
 
 DEFAULT_AGGREGATE_HOURS = 2
@@ -48,38 +48,61 @@ class AggregateStore(Protocol):
 
     def hours(self, model_name: str, start: datetime, end: datetime) -> set[datetime]: ...
 
-    def get(self, model_name: str, hour: datetime) -> tuple[HourAggregate, str] | None: ...
+    def get(self, model_name: str, hour: datetime) -> tuple[HourAggregate | None, str] | None: ...
 
     def get_rows(self, aggregate: HourAggregate) -> HourRows | None: ...
 
-    def put(self, aggregate: HourAggregate, rows: HourRows | None, etag: str | None) -> bool: ...
+    def put(self, aggregate: HourAggregate, rows: HourRows, etag: str | None) -> bool: ...
 
 
-CardLookup = Callable[[int], ModelCard | None]
+class Cards:
+    """Cards by version, each read from the registry once; None for a version without a readable one."""
+
+    def __init__(self, registry: Any, model_name: str, known: Sequence[ModelCard] = ()) -> None:
+        """Remember ``known`` cards; read others from ``registry`` (``get_card(name, version)``; None: none)."""
+        self._registry = registry
+        self.model_name = model_name
+        self._cards: dict[int, ModelCard | None] = {card.version: card for card in known}
+        self._fingerprints: dict[int, str] = {}
+
+    def __call__(self, version: int) -> ModelCard | None:
+        if version not in self._cards:
+            self._cards[version] = None
+            if self._registry is not None:
+                try:
+                    self._cards[version] = self._registry.get_card(self.model_name, version)
+                except ModelNotFoundError:
+                    pass
+                except RegistryError as exc:  # its rows are counted, not judged; the checked version's card was read
+                    logger.warning("drift aggregate: card unreadable", extra={"version": version, "error": str(exc)})
+        return self._cards[version]
+
+    def fingerprint(self, version: int) -> str | None:
+        """The version's baseline fingerprint (what its partials carry), computed once; None without a card."""
+        card = self(version)
+        if card is None:
+            return None
+        if version not in self._fingerprints:
+            self._fingerprints[version] = baseline_fingerprint(card.baseline)
+        return self._fingerprints[version]
 
 
-def card_lookup(registry: Any, model_name: str, known: Sequence[ModelCard] = ()) -> CardLookup:
-    """Cards by version, read from ``registry`` once each; None for a version without one.
-
-    Args:
-        registry: has ``get_card(name, version)`` (raises ``ModelNotFoundError`` when there is none).
-        model_name: the model.
-        known: cards already read.
-
-    Returns:
-        The lookup.
-    """
-    cache: dict[int, ModelCard | None] = {card.version: card for card in known}
-
-    def lookup(version: int) -> ModelCard | None:
-        if version not in cache:
-            try:
-                cache[version] = registry.get_card(model_name, version)
-            except ModelNotFoundError:
-                cache[version] = None
-        return cache[version]
-
-    return lookup
+def fits(aggregate: HourAggregate, cards: Cards, sample_size: int) -> bool:
+    """Whether ``aggregate``'s statistics can be grown and merged: same KS sample size, and each version's
+    partial made against that version's card as it is now (a card read since, a baseline changed by an
+    upgrade of the card format, all mean rebuilding the hour)."""
+    if aggregate.sample_size != sample_size:
+        return False
+    for version, entry in aggregate.versions.items():
+        card = cards(version)
+        if card is None:
+            if entry.drift is not None:
+                return False
+            continue
+        drift = entry.drift
+        if drift is None or drift.baseline_sha256 != cards.fingerprint(version) or drift.task != card.task:
+            return False
+    return True
 
 
 def model_outputs(card: ModelCard, request: CapturedRequest) -> Sequence[Any] | None:
@@ -111,7 +134,7 @@ class HourBuilder:
         model_name: str,
         hour: datetime,
         *,
-        cards: CardLookup,
+        cards: Cards,
         sample_size: int,
         base: HourAggregate | None = None,
     ) -> None:
@@ -189,6 +212,18 @@ class HourBuilder:
         entry = self._versions.get(version)
         return entry.join if entry is not None else JoinRows()
 
+    @property
+    def first_ts(self) -> float | None:
+        """Earliest record time covered (the base's and the new objects')."""
+        times = [t for t in (self.base.first_ts if self.base else None, self._first) if t is not None]
+        return min(times) if times else None
+
+    @property
+    def last_ts(self) -> float | None:
+        """Latest record time covered."""
+        times = [t for t in (self.base.last_ts if self.base else None, self._last) if t is not None]
+        return max(times) if times else None
+
     def aggregate(self, now: datetime) -> HourAggregate:
         """The grown aggregate without its rows (``rows_object`` still the base's: the store writes the new rows)."""
         base = self.base
@@ -196,15 +231,13 @@ class HourBuilder:
         for version, rows in self.rows_by_version().items():
             card = self._cards(version)
             versions[version] = VersionHour(rows=rows, drift=None if card is None else self.partial(version, card))
-        firsts = [t for t in (base.first_ts if base else None, self._first) if t is not None]
-        lasts = [t for t in (base.last_ts if base else None, self._last) if t is not None]
         return HourAggregate(
             model_name=self.model_name,
             hour=self.hour,
             sample_size=self.sample_size,
             capture_keys=sorted(self._covered),
-            first_ts=min(firsts) if firsts else None,
-            last_ts=max(lasts) if lasts else None,
+            first_ts=self.first_ts,
+            last_ts=self.last_ts,
             skipped=(base.skipped if base else 0) + self.skipped.counts.get("capture", 0),
             versions=versions,
             rows_object=base.rows_object if base else None,
@@ -248,7 +281,7 @@ def bring_up_to_date(
     hour: datetime,
     keys: Sequence[str],
     stored: bool,
-    cards: CardLookup,
+    cards: Cards,
     sample_size: int,
     now: datetime,
     save: bool = True,
@@ -258,7 +291,8 @@ def bring_up_to_date(
     """Read the hour's aggregate (when ``stored``), add the capture objects among ``keys`` it does not cover, save it.
 
     An aggregate of another KS sample size is not used (nor saved over): the hour is read again from
-    capture. One whose rows object is gone (replaced meanwhile) is rebuilt from every object. A
+    capture. One that is unreadable, that does not fit the cards (see :func:`fits`), or whose rows
+    object is gone (replaced meanwhile) is rebuilt from every object and saved over. A
     save that loses to another writer is dropped; a failed save is logged, since the hour's
     statistics are correct either way and only the next reader pays for it.
 
@@ -285,9 +319,11 @@ def bring_up_to_date(
     base, etag = None, None
     found = aggregates.get(model_name, hour) if stored else None
     if found is not None:
-        base, etag = found
-        if base.sample_size != sample_size:
-            save, base = False, None
+        base, etag = found  # base None: unreadable, rebuilt over it
+        if base is not None and base.sample_size != sample_size:
+            save, base = False, None  # another setting's aggregate: read around it, leave it be
+        elif base is not None and not fits(base, cards, sample_size):
+            base = None  # made against a card that differs now: rebuilt whole, saved over it
     covered = set(base.capture_keys) if base is not None else set()
     grows = any(key not in covered for key in keys)
     stored_rows = None
@@ -338,7 +374,7 @@ def aggregate_recent(
     start = hour_of(now) - (hours - 1) * HOUR
     by_hour = captures.keys_by_hour(model_name, start, now)
     stored = aggregates.hours(model_name, start, now)
-    cards = card_lookup(registry, model_name)
+    cards = Cards(registry, model_name)
     done: list[dict[str, Any]] = []
     for hour, keys in by_hour.items():
         state = bring_up_to_date(

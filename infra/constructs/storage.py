@@ -86,10 +86,12 @@ class StorageConstruct(Construct):
                     expiration=Duration.days(settings.reports_expiration_days),
                 ),
                 s3.LifecycleRule(
-                    # Hourly drift aggregates summarize capture, and go with it.
+                    # Hourly drift aggregates summarize capture, and go with it. They are rewritten as
+                    # they grow (about every 15 minutes): a replaced version is of no use a day later.
                     id="drift-aggregates",
                     prefix=f"{config.drift.aggregates_prefix}/",
                     expiration=Duration.days(settings.capture_expiration_days),
+                    noncurrent_version_expiration=Duration.days(1),
                 ),
                 s3.LifecycleRule(
                     id="old-versions",

@@ -81,6 +81,7 @@ def test_capture_transitions_and_expires_as_the_stage_says(synth: Synthesized, s
     aggregates = rules["drift-aggregates"]
     assert aggregates["Prefix"] == f"{config.drift.aggregates_prefix}/"
     assert aggregates["ExpirationInDays"] == capture["ExpirationInDays"]  # they summarize capture, and go with it
+    assert aggregates["NoncurrentVersionExpiration"]["NoncurrentDays"] == 1  # rewritten as they grow
     assert (
         rules["old-versions"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == settings.storage.data_noncurrent_days
     )

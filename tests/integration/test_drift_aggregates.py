@@ -15,10 +15,11 @@ from functions.adapters.capture import CaptureRecord, CaptureWriter, encode_batc
 from functions.adapters.outcomes import S3OutcomeStore
 from functions.bootstrap import AwsClients
 from functions.domain.card import ModelCard
-from functions.errors import ValidationError
+from functions.domain.drift.hourly import HourRows
+from functions.errors import StorageError, ValidationError
 from functions.handlers.drift_check import DriftCheckEnvironment, DriftCheckFunction
 from functions.services.drift_check import DriftCheckResult, Window, check_drift
-from functions.services.drift_hours import aggregate_recent
+from functions.services.drift_hours import Cards, aggregate_recent, fits
 from functions.settings import DriftCheckSettings
 from tests.conftest import CFG, DATA
 from tests.events import load_event
@@ -29,6 +30,8 @@ NOW = datetime(2026, 11, 23, 17, 40, tzinfo=UTC)
 AGGREGATED_AT = datetime(2026, 11, 23, 17, 20, tzinfo=UTC)
 WINDOW_START = datetime(2026, 11, 22, 17, 0, tzinfo=UTC)  # the top of the hour 24 hours before NOW
 TABLE = np.genfromtxt(DATA / CFG.demo.file, delimiter=",", names=True)
+# Smaller than most windows here, so merged KS samples really are the bottom-k of the union.
+SAMPLE = 64
 
 
 def records(card: ModelCard, at: datetime, first_row: int, *, requests: int, version: int | None = None) -> list[Any]:
@@ -105,7 +108,7 @@ def check(env: DriftCheckEnvironment, *, aggregates: bool, window: Window | None
         policy=env.policy,
         window=window,
         now=NOW,
-        sample_size=env.settings.sample_size,
+        sample_size=SAMPLE,
         aggregates=env.aggregates if aggregates else None,
     )
 
@@ -117,7 +120,7 @@ def aggregate(env: DriftCheckEnvironment, now: datetime, hours: int) -> dict[str
         aggregates=env.aggregates,
         model_name=NAME,
         now=now,
-        sample_size=env.settings.sample_size,
+        sample_size=SAMPLE,
         hours=hours,
     )
 
@@ -169,7 +172,12 @@ def test_a_check_from_aggregates_equals_one_that_reads_every_capture_object(aws,
     read = capture_only(capture_gets)
     single = check(environment, aggregates=False)
 
-    assert not any("/rows-" in key for key in capture_gets)  # hours this small keep their rows' outputs inline
+    # An hour of at most SAMPLE rows keeps its rows' outputs inline; a larger one in a rows object (read for labels).
+    store: S3AggregateStore = environment.aggregates
+    stored = [store.get(NAME, hour)[0] for hour in sorted(store.hours(NAME, WINDOW_START, NOW))]
+    assert {a.rows_object is None for a in stored} == {True, False}
+    for saved in stored:
+        assert (saved.rows_object is None) == (saved.versions[champion.version].rows <= SAMPLE)
 
     assert merged.report.window.start == WINDOW_START and merged.report.window.end == NOW
     # Only the two objects written since the aggregation were opened: the late flush and the current hour's.
@@ -199,10 +207,10 @@ def test_an_edge_hour_and_an_hour_of_another_sample_size_are_read_from_capture(
     aggregate(environment, AGGREGATED_AT, hours=48)
     store: S3AggregateStore = environment.aggregates
     odd_hour = WINDOW_START + timedelta(hours=3)
-    found = store.get(NAME, odd_hour)
+    found, etag = store.get(NAME, odd_hour)
     assert found is not None
-    resized = found[0].model_copy(update={"sample_size": found[0].sample_size + 1})
-    assert store.put(resized, None, found[1])
+    resized = found.model_copy(update={"sample_size": found.sample_size + 1})
+    assert store.put(resized, store.get_rows(found), etag)
     # Starting in the middle of an hour: that hour's aggregate holds rows before the window.
     window = Window(WINDOW_START + timedelta(hours=2, minutes=10, seconds=15), NOW)
     capture_gets.clear()
@@ -228,7 +236,7 @@ def test_a_lost_race_is_dropped_and_gone_rows_are_rebuilt(aws, champion, environ
     grown, _ = store.get(NAME, hour)
     assert len(grown.capture_keys) == 2 and grown.versions[champion.version].rows == 40
 
-    assert store.put(first, None, etag) is False  # written over the ETag it read: refused
+    assert store.put(first, HourRows(), etag) is False  # written over the ETag it read: refused
     assert store.get(NAME, hour)[0] == grown
     assert grown.rows_object is not None and first.rows_object is not None
     assert aws.list_objects_v2(Bucket=CFG.data_bucket, Prefix=first.rows_object)["KeyCount"] == 0  # replaced
@@ -244,6 +252,54 @@ def test_a_lost_race_is_dropped_and_gone_rows_are_rebuilt(aws, champion, environ
     rebuilt, _ = store.get(NAME, hour)
     assert rebuilt.rows_object is not None and rebuilt.capture_keys == grown.capture_keys
     same_report(merged, check(environment, aggregates=False))
+
+
+def test_unreadable_unfitting_and_unsaved_aggregates_never_change_the_report(aws, champion, environment):
+    history = History(aws, champion)
+    unreadable, unfitting = WINDOW_START + timedelta(hours=3), WINDOW_START + timedelta(hours=8)
+    history.serve(unreadable + timedelta(minutes=5), 0)
+    history.serve(unfitting + timedelta(minutes=5), 40)
+    history.serve(NOW - timedelta(minutes=30), 80)
+    aggregate(environment, AGGREGATED_AT, hours=48)
+    store: S3AggregateStore = environment.aggregates
+    aws.put_object(Bucket=CFG.data_bucket, Key=store.key(NAME, unreadable), Body=b'{"format": 2}')
+    found, etag = store.get(NAME, unfitting)
+    assert found is not None
+    entry = found.versions[champion.version]
+    assert entry.drift is not None
+    # As if made against another baseline (e.g. before a card format change).
+    other = entry.model_copy(update={"drift": entry.drift.model_copy(update={"baseline_sha256": "0" * 64})})
+    assert store.put(found.model_copy(update={"versions": {champion.version: other}}), store.get_rows(found), etag)
+    history.serve(NOW + timedelta(minutes=2), 120, requests=3)  # stamped after the check's time: a clock ahead
+
+    merged = check(environment, aggregates=True)
+
+    same_report(merged, check(environment, aggregates=False))
+    assert merged.report.rows_checked == 2 * (20 + 20 + 20)  # not the rows stamped after the window's end
+    cards = Cards(environment.registry, NAME)
+    for hour in (unreadable, unfitting):  # both were rebuilt and saved over
+        repaired, _ = store.get(NAME, hour)
+        assert repaired is not None and fits(repaired, cards, SAMPLE)
+
+
+class FailingWrites(S3AggregateStore):
+    """An aggregate store whose writes fail, as S3 might."""
+
+    def put(self, aggregate: Any, rows: Any, etag: str | None) -> bool:
+        raise StorageError("writing the aggregate failed: SlowDown")
+
+
+def test_a_check_whose_aggregates_cannot_be_saved_still_reports(aws, champion, environment):
+    history = History(aws, champion)
+    history.serve(WINDOW_START + timedelta(hours=1, minutes=5), 0)
+    history.serve(NOW - timedelta(minutes=30), 40)
+    environment.aggregates = FailingWrites(aws, CFG.data_bucket, CFG.drift.aggregates_prefix)
+
+    merged = check(environment, aggregates=True)
+
+    same_report(merged, check(environment, aggregates=False))
+    assert merged.report.rows_checked == 2 * (20 + 20)
+    assert environment.aggregates.hours(NAME, WINDOW_START, NOW) == set()  # nothing claims to be saved
 
 
 def test_the_aggregate_action_through_the_handler(aws, champion, environment):

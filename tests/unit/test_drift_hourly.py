@@ -9,7 +9,7 @@ import pytest
 
 from functions.adapters.capture_reader import CapturedRequest
 from functions.domain.drift.hourly import HourAggregate, JoinRows
-from functions.services.drift_hours import HourBuilder
+from functions.services.drift_hours import Cards, HourBuilder
 
 pytestmark = pytest.mark.unit
 
@@ -41,9 +41,7 @@ def build(card, batches: list[tuple[list[str], list[CapturedRequest]]], now: dat
     """Add each batch as one builder's growth of the previous aggregate, as the aggregation and checks do."""
     base, stored = None, None
     for keys, batch in batches:
-        builder = HourBuilder(
-            "breast-cancer", HOUR, cards=lambda v: card if v == 1 else None, sample_size=50, base=base
-        )
+        builder = HourBuilder("breast-cancer", HOUR, cards=Cards(None, card.name, [card]), sample_size=50, base=base)
         builder.add_objects(builder.missing(keys), batch)
         stored = builder.all_rows(stored)
         base = builder.aggregate(now)
