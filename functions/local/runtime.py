@@ -298,7 +298,7 @@ def summarize(result: Any) -> str:
     """One line about a function's result, for progress output."""
     if not isinstance(result, dict):
         return str(result)
-    keys = ("action", "status", "verdict", "reason", "drifted", "candidate_version")
+    keys = ("action", "status", "verdict", "reason", "drifted", "candidate_version", "objects_read")
     return ", ".join(f"{k}={result[k]}" for k in keys if result.get(k) not in (None, [], ""))
 
 

@@ -397,6 +397,11 @@ def aggregate_recent(
                 "saved": state.saved,
             }
         )
-    summary = {"model_name": model_name, "hours": done, "objects_read": sum(int(d["objects_read"]) for d in done)}
+    summary = {
+        "action": "aggregate",
+        "model_name": model_name,
+        "hours": done,
+        "objects_read": sum(int(d["objects_read"]) for d in done),
+    }
     logger.info("drift aggregates", extra=summary)
     return summary

@@ -308,7 +308,7 @@ def test_the_aggregate_action_through_the_handler(aws, champion, environment):
 
     done = function.handle({"action": "aggregate"}, None)
 
-    assert done["objects_read"] == 1
+    assert (done["action"], done["objects_read"]) == ("aggregate", 1)
     assert [(h["hour"], h["rows"], h["saved"]) for h in done["hours"]] == [("2026-11-23T17:00:00+00:00", 40, True)]
     assert function.handle({"action": "aggregate"}, None)["objects_read"] == 0
     with pytest.raises(ValidationError) as raised:
