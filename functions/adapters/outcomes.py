@@ -19,12 +19,14 @@ OUTCOME_GRACE = timedelta(hours=1)
 
 
 class S3OutcomeStore:
-    """Stores outcome batches under ``<prefix>/<model>/dt=YYYY-MM-DD/<content-hash>.jsonl``.
+    """Stores outcome batches under ``<prefix>/<model>/dt=YYYY-MM-DD/hour=HH/<content-hash>.jsonl``.
 
     The key is the hash of the batch's content, and the write is If-None-Match, so re-sending
-    the same batch stores nothing new. Reads keep one outcome per request id (the latest), so a
-    record re-sent in another batch is still seen once by the join. ``dt=`` is the UTC day the
-    batch was received, so ``read_since`` opens only the days since a window began.
+    the same batch within the hour stores nothing new. Reads keep one outcome per request id (the
+    latest), so a record re-sent in another batch or hour is still seen once by the join. ``dt=``
+    and ``hour=`` are the UTC day and hour the batch was received, so ``read_since`` lists only
+    the days since a window began and opens only the hours. (Batches stored before hours were
+    part of the key, ``dt=YYYY-MM-DD/<content-hash>.jsonl``, are opened for their whole day.)
     """
 
     def __init__(self, s3: Any, bucket: str, prefix: str = "outcomes") -> None:
@@ -48,7 +50,7 @@ class S3OutcomeStore:
             sort_keys=True,
         )
         digest = hashlib.sha256(canonical.encode()).hexdigest()[:32]
-        key = f"{self.prefix}/{model_name}/dt={received_at:%Y-%m-%d}/{digest}.jsonl"
+        key = f"{self.prefix}/{model_name}/dt={received_at:%Y-%m-%d}/hour={received_at:%H}/{digest}.jsonl"
         stamp = received_at.isoformat()
         body = "".join(
             json.dumps({"request_id": rid, "actual": actual, "received_at": stamp}) + "\n" for rid, actual in outcomes
@@ -80,9 +82,10 @@ class S3OutcomeStore:
         """The outcomes of ``model_name`` received at or after ``since - grace``, by request id (latest wins).
 
         Only the ``dt=`` days from that moment's UTC day on are listed (one listing that starts
-        after the earlier days) and opened; a record of that first day received earlier is left
-        out. There is no upper bound: a label received after the window ended (a late label) is
-        read as long as it is stored when this is called.
+        after the earlier days), and of those only the ``hour=`` partitions from that moment's hour
+        on are opened; a record of that first hour received earlier is left out. There is no upper
+        bound: a label received after the window ended (a late label) is read as long as it is
+        stored when this is called.
 
         Args:
             model_name: the model whose outcomes are read.
@@ -102,7 +105,9 @@ class S3OutcomeStore:
         cutoff = (since - grace).astimezone(UTC)
         base = self._model_prefix(model_name)
         # Keys sort by day; every key of the cutoff's day and later sorts after "<base>dt=<that day>".
-        keys = list(keys_after(self._s3, self.bucket, base, f"{base}dt={cutoff:%Y-%m-%d}"))
+        listed = keys_after(self._s3, self.bucket, base, f"{base}dt={cutoff:%Y-%m-%d}")
+        first_hour = f"{base}dt={cutoff:%Y-%m-%d}/hour={cutoff:%H}/"
+        keys = [key for key in listed if not _received_in_an_earlier_hour(key, first_hour)]
         return self._latest(keys, cutoff, skipped)
 
     # -- internals ----------------------------------------------------------------------------
@@ -133,6 +138,18 @@ class S3OutcomeStore:
                 if prev is None or rec["received_at"] >= prev[0]:
                     latest[rec["request_id"]] = (rec["received_at"], rec["actual"])
         return {rid: actual for rid, (_, actual) in latest.items()}
+
+
+def _received_in_an_earlier_hour(key: str, first_hour: str) -> bool:
+    """Whether ``key`` sits in an ``hour=`` partition before ``first_hour`` (``.../dt=D/hour=HH/``).
+
+    Partitions of later days, and keys without an hour (older batches), are never earlier: they are
+    read, and their records filtered by ``received_at``.
+    """
+    parts = key.rsplit("/", 3)
+    if len(parts) < 4 or not parts[2].startswith("hour="):
+        return False
+    return f"{parts[0]}/{parts[1]}/{parts[2]}/" < first_hour
 
 
 def _outcome(line: bytes) -> dict[str, Any] | str | None:

@@ -71,6 +71,12 @@ def test_outcomes_received_before_the_window_less_the_grace_are_not_read(aws, s3
     aws.put_object(Bucket=CFG.data_bucket, Key=corrupt, Body=b"garbage\n{not json either")
     store.put_batch(NAME, [("same-day-early-0", 1)], received_at=since - OUTCOME_GRACE - timedelta(minutes=5))
     store.put_batch(NAME, [("in-window-0", 0)], received_at=since + timedelta(hours=2))
+    legacy = f"{CFG.outcomes_prefix}/{NAME}/dt=2026-11-23/0legacy.jsonl"  # stored before keys had an hour
+    aws.put_object(
+        Bucket=CFG.data_bucket,
+        Key=legacy,
+        Body=b'{"request_id": "legacy-0", "actual": 1, "received_at": "2026-11-23T11:00:00+00:00"}\n',
+    )
     s3_calls.got.clear()
     s3_calls.operations.clear()
     skipped = SkippedRecords()
@@ -78,12 +84,20 @@ def test_outcomes_received_before_the_window_less_the_grace_are_not_read(aws, s3
     outcomes = store.read_since(NAME, since, skipped=skipped)
     opened, lists = sorted(s3_calls.got), s3_calls.operations["ListObjectsV2"]
 
-    assert outcomes == {"in-window-0": 0}
+    assert outcomes == {"in-window-0": 0, "legacy-0": 1}
     assert skipped.total == 0  # the corrupt object of an earlier day was never opened
-    # The window's first day is opened (its early record read and left out); earlier days are not even listed.
-    assert opened == list_keys(aws, CFG.data_bucket, f"{CFG.outcomes_prefix}/{NAME}/dt=2026-11-23/")
+    # Earlier days are not even listed; of the first day, earlier hours are listed but not opened (a key from
+    # before hours were in keys is opened, its records filtered).
+    day = f"{CFG.outcomes_prefix}/{NAME}/dt=2026-11-23/"
+    assert [k.removeprefix(day).split("/")[0] for k in opened] == ["0legacy.jsonl", "hour=12"]
     assert (len(opened), lists) == (2, 1)
-    assert store.read_all(NAME, skipped=SkippedRecords()).keys() == {"old-0", "same-day-early-0", "in-window-0"}
+    assert len(list_keys(aws, CFG.data_bucket, day)) == 3
+    assert store.read_all(NAME, skipped=SkippedRecords()).keys() == {
+        "old-0",
+        "same-day-early-0",
+        "in-window-0",
+        "legacy-0",
+    }
 
 
 def test_late_labels_and_labels_inside_the_grace_are_read(aws):
