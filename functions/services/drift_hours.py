@@ -263,6 +263,7 @@ class HourState:
     stored_rows: HourRows | None
     read_objects: int
     saved: bool
+    save_error: str | None = None  # why a save that was due failed (not a lost race)
 
     def rows(self, version: int) -> JoinRows:
         """``version``'s outputs over every object covered (needs ``with_rows``)."""
@@ -335,13 +336,16 @@ def bring_up_to_date(
     new = builder.missing(keys)
     if new:
         builder.add_objects(new, read(captures.read_keys(new, skipped=builder.skipped)))
-    saved = False
+    saved, save_error = False, None
     if save and builder.grew:
         try:
             saved = aggregates.put(builder.aggregate(now), builder.all_rows(stored_rows), etag)
         except StorageError as exc:
-            logger.warning("drift aggregate not saved", extra={"hour": hour.isoformat(), "error": str(exc)})
-    return HourState(builder=builder, stored_rows=stored_rows, read_objects=len(new), saved=saved)
+            save_error = str(exc)
+            logger.warning("drift aggregate not saved", extra={"hour": hour.isoformat(), "error": save_error})
+    return HourState(
+        builder=builder, stored_rows=stored_rows, read_objects=len(new), saved=saved, save_error=save_error
+    )
 
 
 def aggregate_recent(
@@ -369,13 +373,16 @@ def aggregate_recent(
         What was done per hour: objects read, rows covered, saved.
 
     Raises:
-        StorageError: a read failed (a failed save is logged instead; see :func:`bring_up_to_date`).
+        StorageError: a read failed, or (once every hour was tried) an aggregate due could not be saved:
+            saving is this step's whole work, so the invocation fails, is retried, and counts as failed
+            for good in the failures queue. A save that lost to another writer is not a failure.
     """
     start = hour_of(now) - (hours - 1) * HOUR
     by_hour = captures.keys_by_hour(model_name, start, now)
     stored = aggregates.hours(model_name, start, now)
     cards = Cards(registry, model_name)
     done: list[dict[str, Any]] = []
+    unsaved: list[str] = []
     for hour, keys in by_hour.items():
         state = bring_up_to_date(
             captures=captures,
@@ -397,6 +404,8 @@ def aggregate_recent(
                 "saved": state.saved,
             }
         )
+        if state.save_error is not None:
+            unsaved.append(f"{hour.isoformat()} ({state.save_error})")
     summary = {
         "action": "aggregate",
         "model_name": model_name,
@@ -404,4 +413,6 @@ def aggregate_recent(
         "objects_read": sum(int(d["objects_read"]) for d in done),
     }
     logger.info("drift aggregates", extra=summary)
+    if unsaved:
+        raise StorageError(f"drift aggregates of {len(unsaved)} hour(s) not saved: {'; '.join(unsaved)}")
     return summary

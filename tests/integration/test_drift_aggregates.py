@@ -302,6 +302,22 @@ def test_a_check_whose_aggregates_cannot_be_saved_still_reports(aws, champion, e
     assert environment.aggregates.hours(NAME, WINDOW_START, NOW) == set()  # nothing claims to be saved
 
 
+def test_the_aggregate_action_fails_when_an_aggregate_cannot_be_saved(aws, champion, environment):
+    history = History(aws, champion)
+    history.serve(NOW - timedelta(hours=1, minutes=30), 0)
+    history.serve(NOW - timedelta(minutes=30), 40)
+    environment.aggregates = FailingWrites(aws, CFG.data_bucket, CFG.drift.aggregates_prefix)
+
+    with pytest.raises(StorageError) as raised:  # saving is the step's work: no success is reported
+        aggregate(environment, NOW, hours=2)
+
+    message = str(raised.value)
+    assert "2 hour(s) not saved" in message
+    assert "2026-11-23T16:00:00+00:00 (writing the aggregate failed: SlowDown)" in message
+    assert "2026-11-23T17:00:00+00:00" in message
+    assert environment.aggregates.hours(NAME, WINDOW_START, NOW) == set()
+
+
 def test_the_aggregate_action_through_the_handler(aws, champion, environment):
     History(aws, champion).serve(NOW - timedelta(minutes=30), 0)
     function = DriftCheckFunction(environment)
